@@ -1,0 +1,211 @@
+//! Appliance configuration: `config.toml`, overridden by `BIOGESTOR_SECTION__KEY` variables,
+//! validated once at start-up so that a bad value stops the service with a message naming it.
+
+mod env;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use validate::ValidConfig;
+
+/// Why a configuration could not be used; every variant names the key and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a key has the wrong type or is unknown.
+    #[error("configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// An environment override names an unknown key or carries an unusable value.
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    /// A key is present with a value outside what the appliance accepts.
+    #[error("invalid value for `{key}` = {value:?}: {allowed}")]
+    Invalid {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+}
+
+/// The whole configuration as written in `config.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub mqtt: MqttConfig,
+    pub storage: StorageConfig,
+    pub site: SiteConfig,
+    pub log: LogConfig,
+}
+
+/// `[http]`: where the API, WebSocket and UI listen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub bind: String,
+    pub max_body_bytes: u64,
+    pub ws_buffer: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8080".into(),
+            max_body_bytes: 64 * 1024,
+            ws_buffer: 4096,
+        }
+    }
+}
+
+/// `[mqtt]`: the embedded broker the sensors publish to.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    pub bind: String,
+    pub topics: Vec<String>,
+    pub allow_anonymous: bool,
+    pub users: BTreeMap<String, String>,
+    pub max_payload_bytes: u64,
+    pub max_fields: u64,
+    pub max_connections: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:1883".into(),
+            topics: vec!["Prueba".into()],
+            allow_anonymous: false,
+            users: BTreeMap::new(),
+            max_payload_bytes: 16 * 1024,
+            max_fields: 64,
+            max_connections: 64,
+        }
+    }
+}
+
+impl fmt::Debug for MqttConfig {
+    /// Passwords never reach logs: users are listed by name only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("bind", &self.bind)
+            .field("topics", &self.topics)
+            .field("allow_anonymous", &self.allow_anonymous)
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("max_fields", &self.max_fields)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// `[storage]`: the data folder and the durability window.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub commit_interval_ms: u64,
+    pub commit_max_readings: u64,
+    pub cache_size_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            commit_interval_ms: 1000,
+            commit_max_readings: 20_000,
+            cache_size_mb: 16,
+        }
+    }
+}
+
+/// `[site]`: what the operator sees: the site's name and its local time zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    pub name: String,
+    pub timezone: String,
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            name: "Biodigestor".into(),
+            timezone: "America/Bogota".into(),
+        }
+    }
+}
+
+/// `[log]`: verbosity of the journal output (`RUST_LOG` wins when set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies the process environment's overrides and validates the result.
+    pub fn load(path: &Path) -> Result<ValidConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path, std::env::vars())
+    }
+
+    /// Parses TOML text, applies `vars` as overrides and validates; `origin` names the file in
+    /// messages. Split from [`Config::load`] so tests can pass their own environment.
+    pub fn from_toml(
+        text: &str,
+        origin: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<ValidConfig, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message,
+        };
+        // First pass with spans, so unknown keys and wrong types in the file point at a line.
+        let _: Config = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        let overridden = env::apply_overrides(&mut table, vars)?;
+        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
+            let message = e.to_string();
+            match overridden.first() {
+                Some(var) => ConfigError::Env {
+                    var: var.clone(),
+                    message,
+                },
+                None => parse_err(message),
+            }
+        })?;
+        config.validate()
+    }
+}
+
+/// Parses `host:port`, naming the key on failure.
+pub(crate) fn parse_bind(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        allowed: "an IP address and port such as 0.0.0.0:8080 or 127.0.0.1:1883".into(),
+    })
+}

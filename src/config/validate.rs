@@ -1,0 +1,271 @@
+//! Range and format checks that serde cannot express, producing the typed values the
+//! appliance runs with.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+use super::{Config, ConfigError, parse_bind};
+
+/// A configuration that passed every check, with addresses and the time zone parsed.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    pub raw: Config,
+    pub http_bind: SocketAddr,
+    pub mqtt_bind: SocketAddr,
+    pub timezone: Tz,
+    pub commit_interval: Duration,
+}
+
+impl ValidConfig {
+    /// The folder holding the store, reports and generated secrets.
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.raw.storage.data_dir
+    }
+}
+
+fn range(key: &str, value: u64, lo: u64, hi: u64, unit: &str) -> Result<(), ConfigError> {
+    if (lo..=hi).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.into(),
+            value: value.to_string(),
+            allowed: format!("a whole number from {lo} to {hi} {unit}"),
+        })
+    }
+}
+
+impl Config {
+    /// Checks every key against what the appliance accepts.
+    pub fn validate(self) -> Result<ValidConfig, ConfigError> {
+        let http_bind = parse_bind("http.bind", &self.http.bind)?;
+        let mqtt_bind = parse_bind("mqtt.bind", &self.mqtt.bind)?;
+        if http_bind == mqtt_bind {
+            return Err(ConfigError::Invalid {
+                key: "mqtt.bind".into(),
+                value: self.mqtt.bind.clone(),
+                allowed: "an address different from http.bind".into(),
+            });
+        }
+        let timezone: Tz = self
+            .site
+            .timezone
+            .parse()
+            .map_err(|_| ConfigError::Invalid {
+                key: "site.timezone".into(),
+                value: self.site.timezone.clone(),
+                allowed: "an IANA time zone name such as America/Bogota, America/Lima or UTC"
+                    .into(),
+            })?;
+        if self.site.name.trim().is_empty() || self.site.name.chars().count() > 120 {
+            return Err(ConfigError::Invalid {
+                key: "site.name".into(),
+                value: self.site.name.clone(),
+                allowed: "a non-empty name of at most 120 characters".into(),
+            });
+        }
+        let s = &self.storage;
+        range(
+            "storage.commit_interval_ms",
+            s.commit_interval_ms,
+            10,
+            60_000,
+            "milliseconds",
+        )?;
+        range(
+            "storage.commit_max_readings",
+            s.commit_max_readings,
+            1,
+            1_000_000,
+            "readings",
+        )?;
+        range("storage.cache_size_mb", s.cache_size_mb, 1, 4096, "MiB")?;
+        if s.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "storage.data_dir".into(),
+                value: String::new(),
+                allowed: "a folder path".into(),
+            });
+        }
+        let m = &self.mqtt;
+        range(
+            "mqtt.max_payload_bytes",
+            m.max_payload_bytes,
+            64,
+            1 << 20,
+            "bytes",
+        )?;
+        range("mqtt.max_fields", m.max_fields, 1, 1024, "fields")?;
+        range(
+            "mqtt.max_connections",
+            m.max_connections,
+            1,
+            10_000,
+            "connections",
+        )?;
+        range(
+            "http.max_body_bytes",
+            self.http.max_body_bytes,
+            1024,
+            64 << 20,
+            "bytes",
+        )?;
+        range(
+            "http.ws_buffer",
+            self.http.ws_buffer,
+            16,
+            1 << 20,
+            "messages",
+        )?;
+        if m.topics.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "mqtt.topics".into(),
+                value: "[]".into(),
+                allowed: "at least one topic or filter, e.g. [\"Prueba\"]".into(),
+            });
+        }
+        for t in &m.topics {
+            let bad_wildcard = t
+                .split('/')
+                .any(|lvl| (lvl.contains('#') && lvl != "#") || (lvl.contains('+') && lvl != "+"));
+            if t.is_empty() || bad_wildcard || t.contains('\0') {
+                return Err(ConfigError::Invalid {
+                    key: "mqtt.topics".into(),
+                    value: t.clone(),
+                    allowed: "MQTT topic filters such as Prueba or sensores/# (wildcards + and # \
+                              only as whole levels)"
+                        .into(),
+                });
+            }
+        }
+        if !m.allow_anonymous && m.users.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "mqtt.users".into(),
+                value: "{}".into(),
+                allowed: "at least one user = \"password\" entry while mqtt.allow_anonymous is \
+                          false (otherwise no sensor could connect)"
+                    .into(),
+            });
+        }
+        for (user, pass) in &m.users {
+            if user.is_empty() || pass.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: format!("mqtt.users.{user}"),
+                    value: "(hidden)".into(),
+                    allowed: "a non-empty user name and password".into(),
+                });
+            }
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: "log.level".into(),
+                value: self.log.level.clone(),
+                allowed: "one of error, warn, info, debug, trace".into(),
+            });
+        }
+        Ok(ValidConfig {
+            http_bind,
+            mqtt_bind,
+            timezone,
+            commit_interval: Duration::from_millis(self.storage.commit_interval_ms),
+            raw: self,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn load(text: &str, vars: &[(&str, &str)]) -> Result<ValidConfig, ConfigError> {
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::from_toml(text, Path::new("test.toml"), vars)
+    }
+
+    const BASE: &str = "[mqtt]\nallow_anonymous = true\n";
+
+    #[test]
+    fn env_overrides_keep_types() {
+        let c = load(
+            "[mqtt]\nusers = { sensor = \"x\" }\n",
+            &[
+                ("BIOGESTOR_HTTP__BIND", "127.0.0.1:18080"),
+                ("BIOGESTOR_MQTT__BIND", "127.0.0.1:11883"),
+                ("BIOGESTOR_STORAGE__DATA_DIR", "./data-test"),
+                ("BIOGESTOR_MQTT__ALLOW_ANONYMOUS", "true"),
+                ("BIOGESTOR_STORAGE__COMMIT_INTERVAL_MS", "250"),
+                ("BIOGESTOR_MQTT__TOPICS", "a/b, c/#"),
+                ("BIOGESTOR_MQTT__USERS__OTHER", "pw"),
+                ("BIOGESTOR_SITE__NAME", "1234"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http_bind.port(), 18080);
+        assert_eq!(c.mqtt_bind.port(), 11883);
+        assert!(c.raw.mqtt.allow_anonymous);
+        assert_eq!(c.raw.storage.data_dir, PathBuf::from("./data-test"));
+        assert_eq!(c.commit_interval, Duration::from_millis(250));
+        assert_eq!(c.raw.mqtt.topics, vec!["a/b", "c/#"]);
+        assert_eq!(c.raw.mqtt.users.len(), 2);
+        assert_eq!(c.raw.site.name, "1234");
+    }
+
+    #[test]
+    fn errors_name_key_and_value() {
+        let e = load(BASE, &[("BIOGESTOR_HTTP__BIND", "nope")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.bind") && e.contains("nope"), "{e}");
+        let e = load(BASE, &[("BIOGESTOR_HTTP__PORTX", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("BIOGESTOR_HTTP__PORTX") && e.contains("http.portx"),
+            "{e}"
+        );
+        let e = load("[http]\nbindx = 1\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("bindx"), "{e}");
+        let e = load(BASE, &[("BIOGESTOR_STORAGE__COMMIT_INTERVAL_MS", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("commit_interval_ms") && e.contains("soon"),
+            "{e}"
+        );
+        let e = load(
+            "[site]\ntimezone = \"Mars/Base\"\n[mqtt]\nallow_anonymous = true\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("site.timezone") && e.contains("Mars/Base"),
+            "{e}"
+        );
+        let e = load("", &[]).unwrap_err().to_string();
+        assert!(e.contains("mqtt.users"), "{e}");
+        let e = load(
+            "[storage]\ncache_size_mb = 0\n[mqtt]\nallow_anonymous = true\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("storage.cache_size_mb") && e.contains("1 to 4096"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn repository_config_is_valid() {
+        let text = include_str!("../../config.toml");
+        let c = load(text, &[]).unwrap();
+        assert_eq!(c.raw.mqtt.topics, vec!["Prueba"]);
+        assert_eq!(c.commit_interval, Duration::from_millis(1000));
+    }
+}

@@ -1,0 +1,39 @@
+//! `GET /healthz`: 200 only when the store answers a read and the writer is committing.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::AppState;
+use super::error::blocking;
+use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz))
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    let store = st.store.clone();
+    let ping = blocking(move || store.ping()).await;
+    let writer_ok = st.store.counters().writer_healthy.load(Ordering::Relaxed);
+    let body = json!({
+        "status": if ping.is_ok() && writer_ok { "ok" } else { "error" },
+        "store": if ping.is_ok() { "ok" } else { "error" },
+        "writer": if writer_ok { "ok" } else { "failing" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": st.started.elapsed().as_secs(),
+        "clock_ok": now_us() >= PLAUSIBLE_CLOCK_US,
+        "ws_clients": st.live.clients(),
+    });
+    let status = if ping.is_ok() && writer_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}

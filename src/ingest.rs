@@ -1,0 +1,169 @@
+//! The path of a message from the broker link to the writer queue and the live feed.
+//!
+//! It runs on its own thread and does only cheap work (parse, stamp, queue), so the broker's
+//! in-memory log never has to hold more than a few messages for it. Bad payloads are counted
+//! and logged at a bounded rate; they never stop or slow the messages around them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rumqttd::Notification;
+use rumqttd::local::{LinkError, LinkRx};
+
+use crate::live::LiveHub;
+use crate::payload::{self, Limits};
+use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us};
+use crate::store::Counters;
+use crate::store::writer::{Incoming, WriterHandle};
+
+/// After a stop request, messages are still drained until the link is quiet this long...
+const QUIET: Duration = Duration::from_millis(300);
+/// ...or at most this long, so a publisher that never pauses cannot delay shutdown.
+const DRAIN_MAX: Duration = Duration::from_secs(3);
+
+/// What the ingest thread needs from the rest of the appliance.
+pub struct IngestDeps {
+    pub writer: WriterHandle,
+    pub live: LiveHub,
+    pub limits: Limits,
+    pub active_stage: Arc<AtomicU64>,
+    pub counters: Arc<Counters>,
+}
+
+/// Handle to the running ingest thread.
+pub struct Ingest {
+    stop: Arc<AtomicBool>,
+    join: JoinHandle<()>,
+    /// Time of the last loop turn (ms since start), for the liveness check.
+    pub heartbeat: Arc<AtomicU64>,
+}
+
+impl Ingest {
+    /// Starts reading `link`.
+    pub fn spawn(link: LinkRx, deps: IngestDeps) -> std::io::Result<Ingest> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let heartbeat = Arc::new(AtomicU64::new(0));
+        let (s, h) = (stop.clone(), heartbeat.clone());
+        let join = std::thread::Builder::new()
+            .name("mqtt-ingest".into())
+            .spawn(move || run(link, deps, s, h))?;
+        Ok(Ingest {
+            stop,
+            join,
+            heartbeat,
+        })
+    }
+
+    /// Stops intake after draining what the broker already acknowledged; returns once the
+    /// thread has handed everything to the writer.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.join.join();
+    }
+}
+
+/// Logs rejected payloads at most once per interval, with the number suppressed.
+struct RateLimitedLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimitedLog {
+    fn rejected(&mut self, topic: &str, why: &payload::Rejection) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            tracing::warn!(topic, reason = %why, suppressed = self.suppressed, "payload rejected");
+            self.last = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+fn run(mut link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Arc<AtomicU64>) {
+    let started = Instant::now();
+    let mut log = RateLimitedLog {
+        last: None,
+        suppressed: 0,
+    };
+    let mut clock_warned: Option<Instant> = None;
+    let mut stopping_since: Option<Instant> = None;
+    let mut last_message = Instant::now();
+    loop {
+        heartbeat.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if let Some(since) = stopping_since {
+            if last_message.elapsed() >= QUIET || since.elapsed() >= DRAIN_MAX {
+                break;
+            }
+        } else if stop.load(Ordering::SeqCst) {
+            stopping_since = Some(Instant::now());
+        }
+        let notification = match link.recv_deadline(Instant::now() + Duration::from_millis(100)) {
+            Ok(Some(n)) => n,
+            Ok(None) => continue,
+            Err(LinkError::RecvTimeout(flume::RecvTimeoutError::Timeout)) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "broker link closed; ingest stops");
+                break;
+            }
+        };
+        match notification {
+            Notification::Forward(f) => {
+                last_message = Instant::now();
+                let topic = String::from_utf8_lossy(&f.publish.topic);
+                match payload::parse(&f.publish.payload, &topic, deps.limits) {
+                    Ok(reading) => {
+                        let mut ts_us = now_us();
+                        if ts_us < PLAUSIBLE_CLOCK_US {
+                            match reading.sensor_ts_ms {
+                                Some(ms) if ms * 1000 >= PLAUSIBLE_CLOCK_US => ts_us = ms * 1000,
+                                _ => {
+                                    if clock_warned
+                                        .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+                                    {
+                                        tracing::warn!(
+                                            "system clock is not set (no NTP yet?); readings are stamped with it anyway"
+                                        );
+                                        clock_warned = Some(Instant::now());
+                                    }
+                                }
+                            }
+                        }
+                        let stage = deps.active_stage.load(Ordering::Relaxed);
+                        deps.live.publish(stage, ts_us, &reading);
+                        if deps
+                            .writer
+                            .submit(Incoming {
+                                stage,
+                                ts_us,
+                                reading,
+                            })
+                            .is_err()
+                        {
+                            tracing::error!("store writer gone; ingest stops");
+                            break;
+                        }
+                    }
+                    Err(why) => {
+                        deps.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        log.rejected(&topic, &why);
+                    }
+                }
+            }
+            // The router paused this link because its buffer filled; ask to be rescheduled.
+            Notification::Unschedule => {
+                if let Err(e) = link.ready() {
+                    tracing::error!(error = %e, "broker link closed; ingest stops");
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+}

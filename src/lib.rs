@@ -1,0 +1,18 @@
+//! Biogestor: the software of a biogas digester appliance. One binary embeds the MQTT broker
+//! the sensors publish to, stores readings durably in redb, and serves the live feed, the API
+//! and the web interface to browsers on the farm's network.
+
+#![forbid(unsafe_code)]
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod live;
+pub mod payload;
+pub mod reading;
+pub mod serve;
+pub mod simulate;
+pub mod sitetime;
+pub mod store;

@@ -1,0 +1,89 @@
+//! Entry point: parse the command line, set up logging, run the chosen verb.
+
+use std::process::ExitCode;
+
+use biogestor::cli::{Cli, Command};
+use biogestor::config::{Config, ValidConfig};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rumqttd=off")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+}
+
+fn load(path: &std::path::Path) -> Result<ValidConfig, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("biogestor: configuration error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("biogestor: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
+    match cli.command {
+        Command::CheckConfig { config } => {
+            let c = load(&config)?;
+            println!(
+                "configuration OK: http {} · mqtt {} (topics {:?}, {} user(s), anonymous {}) · data {} · zone {}",
+                c.http_bind,
+                c.mqtt_bind,
+                c.raw.mqtt.topics,
+                c.raw.mqtt.users.len(),
+                c.raw.mqtt.allow_anonymous,
+                c.raw.storage.data_dir.display(),
+                c.timezone
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { config } => {
+            let c = load(&config)?;
+            init_logging(&c.raw.log.level);
+            let rt = runtime()?;
+            match rt.block_on(biogestor::serve::run(
+                c,
+                biogestor::serve::termination_signal(),
+            )) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("biogestor: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Simulate(args) => {
+            let rt = runtime()?;
+            match rt.block_on(biogestor::simulate::run(args)) {
+                Ok(n) => {
+                    println!("published {n} messages");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("biogestor simulate: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! A sensor reading as the appliance understands it, independent of how it arrived.
+
+use serde::{Deserialize, Serialize};
+
+/// The known measurement channels. The discriminant is part of the stored format: append new
+/// channels at the end, never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Channel {
+    /// Digester gas pressure, hPa.
+    Presion = 0,
+    /// Digester temperature, °C.
+    Temperatura = 1,
+    /// Humidity, %.
+    Humedad = 2,
+    /// Methane content of the gas, %.
+    Calidad = 3,
+    /// Cumulative counter of the gas meter, m³.
+    GasTotal = 4,
+    /// Gas produced since the previous message, m³.
+    CaudalGas = 5,
+    /// Legacy per-message gas delta, m³.
+    GasFlow = 6,
+    /// Instantaneous gas flow, L/min.
+    CaudalGasLmin = 7,
+    /// Effluent (biol) produced since the previous message, m³.
+    CaudalBiol = 8,
+    /// Cumulative effluent (biol) counter, m³.
+    BiolTotal = 9,
+}
+
+/// Number of known channels (size of the per-reading value array).
+pub const CHANNELS: usize = 10;
+
+impl Channel {
+    /// Every channel in storage order.
+    pub const ALL: [Channel; CHANNELS] = [
+        Channel::Presion,
+        Channel::Temperatura,
+        Channel::Humedad,
+        Channel::Calidad,
+        Channel::GasTotal,
+        Channel::CaudalGas,
+        Channel::GasFlow,
+        Channel::CaudalGasLmin,
+        Channel::CaudalBiol,
+        Channel::BiolTotal,
+    ];
+
+    /// The field name used in the API and WebSocket (the legacy Spanish names sensors send).
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Presion => "presion",
+            Channel::Temperatura => "temperatura",
+            Channel::Humedad => "humedad",
+            Channel::Calidad => "calidad",
+            Channel::GasTotal => "gas_total_m3",
+            Channel::CaudalGas => "caudal_gas",
+            Channel::GasFlow => "gas_flow",
+            Channel::CaudalGasLmin => "caudal_gas_lmin",
+            Channel::CaudalBiol => "caudal_biol",
+            Channel::BiolTotal => "biol_total_m3",
+        }
+    }
+
+    /// Maps a payload field name (Spanish or English alias) to its channel.
+    pub fn from_field(field: &str) -> Option<Channel> {
+        Some(match field {
+            "presion" | "pressure_hpa" => Channel::Presion,
+            "temperatura" | "temperature_c" => Channel::Temperatura,
+            "humedad" | "humidity_pct" => Channel::Humedad,
+            "calidad" | "methane_pct" => Channel::Calidad,
+            "gas_total_m3" => Channel::GasTotal,
+            "caudal_gas" => Channel::CaudalGas,
+            "gas_flow" => Channel::GasFlow,
+            "caudal_gas_lmin" | "gas_flow_lmin" => Channel::CaudalGasLmin,
+            "caudal_biol" | "biol_flow" => Channel::CaudalBiol,
+            "biol_total_m3" => Channel::BiolTotal,
+            _ => return None,
+        })
+    }
+
+    /// Values outside this range are physically absurd for the channel and reject the payload.
+    pub fn plausible(self) -> (f64, f64) {
+        match self {
+            Channel::Presion => (0.0, 20_000.0),
+            Channel::Temperatura => (-50.0, 150.0),
+            Channel::Humedad | Channel::Calidad => (0.0, 100.0),
+            Channel::GasTotal | Channel::BiolTotal => (0.0, 1.0e9),
+            Channel::CaudalGas | Channel::GasFlow | Channel::CaudalBiol => (0.0, 1.0e4),
+            Channel::CaudalGasLmin => (0.0, 1.0e6),
+        }
+    }
+}
+
+/// One accepted reading, as stored (without its key) and broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    /// Values of the known channels, indexed by `Channel as usize`.
+    pub values: [Option<f64>; CHANNELS],
+    /// Other numeric fields, by name (bounded in count and name length at parse time).
+    pub extra: Vec<(String, f64)>,
+    /// The sensor's own timestamp (ms since the epoch) when it sent one.
+    pub sensor_ts_ms: Option<i64>,
+    /// Topic the reading arrived on.
+    pub source: String,
+}
+
+impl Reading {
+    /// The value of `channel`, if the payload carried it.
+    pub fn get(&self, channel: Channel) -> Option<f64> {
+        self.values[channel as usize]
+    }
+}

@@ -1,0 +1,150 @@
+//! `biogestor serve`: opens the store, starts the writer, broker, ingest and HTTP server, and
+//! on SIGTERM/SIGINT stops them in the order that loses nothing: intake first (draining what
+//! the broker acknowledged), then the pending batch is committed and the store closed last.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{self, BrokerError};
+use crate::config::ValidConfig;
+use crate::http::{self, AppState};
+use crate::ingest::{Ingest, IngestDeps};
+use crate::live::LiveHub;
+use crate::payload::Limits;
+use crate::store::writer::{self, WriterConfig};
+use crate::store::{Store, StoreError};
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("http.bind = {addr}: cannot listen there: {source}")]
+    HttpBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the appliance until `stop` resolves.
+pub async fn run(
+    cfg: ValidConfig,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let started = Instant::now();
+    let cfg = Arc::new(cfg);
+    let raw = &cfg.raw;
+    let store = Store::open(
+        &raw.storage.data_dir,
+        raw.storage.cache_size_mb,
+        cfg.timezone,
+    )?;
+    let active_stage = Arc::new(AtomicU64::new(0));
+    let (writer, writer_thread) = writer::spawn(
+        store.clone(),
+        WriterConfig {
+            commit_interval: cfg.commit_interval,
+            max_batch: raw.storage.commit_max_readings as usize,
+        },
+    )?;
+    let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);
+
+    let http_listener =
+        TcpListener::bind(cfg.http_bind)
+            .await
+            .map_err(|source| ServeError::HttpBind {
+                addr: cfg.http_bind,
+                source,
+            })?;
+    let broker_cfg = cfg.clone();
+    let link = tokio::task::spawn_blocking(move || broker::start(&broker_cfg))
+        .await
+        .map_err(|e| BrokerError::Link(e.to_string()))??;
+    let ingest = Ingest::spawn(
+        link,
+        IngestDeps {
+            writer: writer.clone(),
+            live: live.clone(),
+            limits: Limits {
+                max_bytes: raw.mqtt.max_payload_bytes as usize,
+                max_fields: raw.mqtt.max_fields as usize,
+            },
+            active_stage: active_stage.clone(),
+            counters: store.counters().clone(),
+        },
+    )?;
+
+    let shutdown = CancellationToken::new();
+    let state = AppState {
+        store: store.clone(),
+        live,
+        config: cfg.clone(),
+        started,
+        active_stage,
+        shutdown: shutdown.clone(),
+    };
+    let app = http::router(state);
+    tracing::info!(
+        http = %cfg.http_bind,
+        mqtt = %cfg.mqtt_bind,
+        data_dir = %raw.storage.data_dir.display(),
+        topics = ?raw.mqtt.topics,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "biogestor ready"
+    );
+
+    let signal = shutdown.clone();
+    let server = axum::serve(http_listener, app).with_graceful_shutdown(async move {
+        stop.await;
+        tracing::info!("shutting down: stopping intake and committing pending readings");
+        signal.cancel();
+    });
+    let served = server.await;
+
+    // Intake first, so every message the broker acknowledged reaches the writer.
+    tokio::task::spawn_blocking(move || {
+        ingest.stop();
+        let flushed = writer.flush();
+        drop(writer);
+        let _ = writer_thread.join();
+        flushed
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
+    store.close()?;
+    tracing::info!("store closed; bye");
+    served?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,67 @@
+//! Time helpers in the site's zone: production is counted per local day, not per UTC day.
+
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// A site-local calendar day, as days since 0001-01-01 (the stored day key).
+pub type DayNumber = i32;
+
+/// Current time in µs since the Unix epoch (UTC).
+pub fn now_us() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+/// The earliest wall clock the appliance trusts. A Raspberry Pi has no real-time clock and
+/// boots in the past until NTP answers; readings stamped before this are flagged.
+pub const PLAUSIBLE_CLOCK_US: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
+
+/// The site-local day that contains the instant `ts_us`.
+pub fn local_day(tz: Tz, ts_us: i64) -> DayNumber {
+    let utc = DateTime::<Utc>::from_timestamp_micros(ts_us).unwrap_or_default();
+    utc.with_timezone(&tz).date_naive().num_days_from_ce()
+}
+
+/// Calendar date of a stored day number.
+pub fn day_date(day: DayNumber) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(day).unwrap_or_default()
+}
+
+/// Day number of a calendar date.
+pub fn date_day(date: NaiveDate) -> DayNumber {
+    date.num_days_from_ce()
+}
+
+/// Today in the site's zone.
+pub fn today(tz: Tz) -> DayNumber {
+    local_day(tz, now_us())
+}
+
+/// RFC 3339 text of `ts_us` in the site's zone with millisecond precision.
+pub fn rfc3339(tz: Tz, ts_us: i64) -> String {
+    let utc = DateTime::<Utc>::from_timestamp_micros(ts_us).unwrap_or_default();
+    tz.from_utc_datetime(&utc.naive_utc())
+        .to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+/// Parses RFC 3339 text into µs since the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|d| d.timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_days_follow_the_site_zone() {
+        let tz: Tz = "America/Bogota".parse().unwrap();
+        // 2026-03-10T04:59:59Z is still 2026-03-09 23:59:59 in Bogotá (UTC-5).
+        let before = parse_rfc3339("2026-03-10T04:59:59Z").unwrap();
+        let after = parse_rfc3339("2026-03-10T05:00:00Z").unwrap();
+        assert_eq!(day_date(local_day(tz, before)).to_string(), "2026-03-09");
+        assert_eq!(day_date(local_day(tz, after)).to_string(), "2026-03-10");
+        assert_eq!(rfc3339(tz, after), "2026-03-10T00:00:00.000-05:00");
+    }
+}

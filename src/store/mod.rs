@@ -1,0 +1,207 @@
+//! The appliance's only persistent state: one redb file in `data_dir`. Handlers and the ingest
+//! path use this narrow typed API and never open tables themselves.
+
+mod codec;
+pub mod daily;
+mod queries;
+mod tables;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use chrono_tz::Tz;
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+pub use queries::{Bucket, BucketStats, ReadingsPage, StoredReading};
+use tables::{META, meta_key};
+
+/// Version of the table layout this build writes. A file with a higher number was written by a
+/// newer release and is refused rather than misread.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// File name of the database inside `data_dir`.
+pub const DB_FILE: &str = "biogestor.redb";
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage.data_dir = {path}: the folder cannot be used: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the store {path} is in use by another biogestor process; stop it first \
+         (e.g. `systemctl stop biogestor`) or use a different storage.data_dir"
+    )]
+    InUse { path: PathBuf },
+    #[error(
+        "the store {path} has schema version {found}, newer than this release understands \
+         ({supported}); install a newer biogestor or restore a backup"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error("stored record in {table} could not be decoded: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    #[error("the writer is not running")]
+    WriterGone,
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+}
+
+impl From<redb::TransactionError> for StoreError {
+    fn from(e: redb::TransactionError) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+impl From<redb::TableError> for StoreError {
+    fn from(e: redb::TableError) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+impl From<redb::CommitError> for StoreError {
+    fn from(e: redb::CommitError) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+
+/// Counters kept in memory for the API and persisted by the writer at each commit.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Payloads refused since the store was created.
+    pub rejected: AtomicU64,
+    /// Readings committed since the store was created.
+    pub readings_total: AtomicU64,
+    /// Receive time (µs since the epoch) of the newest committed reading, 0 when none.
+    pub last_reading_us: AtomicI64,
+    /// False while the writer cannot commit (disk full, I/O error); health reports it.
+    pub writer_healthy: AtomicBool,
+}
+
+/// Shared handle to the open store (cheap to clone).
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+    tz: Tz,
+    counters: Arc<Counters>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `data_dir`, checking the schema version and that no
+    /// other process holds it.
+    pub fn open(data_dir: &Path, cache_size_mb: u64, tz: Tz) -> Result<Store, StoreError> {
+        let dir_err = |source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(dir_err)?;
+        let path = data_dir.join(DB_FILE);
+        let db = Database::builder()
+            .set_cache_size((cache_size_mb as usize) << 20)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::InUse { path: path.clone() }
+                }
+                redb::DatabaseError::Storage(redb::StorageError::Io(io)) => dir_err(io),
+                other => StoreError::Db(other.into()),
+            })?;
+        let store = Store {
+            db: Arc::new(db),
+            path,
+            tz,
+            counters: Arc::new(Counters::default()),
+        };
+        store.check_schema()?;
+        store.load_counters()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(meta_key::SCHEMA)?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path: self.path.clone(),
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(meta_key::SCHEMA, SCHEMA_VERSION)?;
+                }
+            }
+        }
+        tables::create_all(&txn)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn load_counters(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let get =
+            |k| -> Result<u64, StoreError> { Ok(meta.get(k)?.map(|v| v.value()).unwrap_or(0)) };
+        let c = &self.counters;
+        c.rejected
+            .store(get(meta_key::REJECTED)?, Ordering::Relaxed);
+        c.readings_total
+            .store(get(meta_key::READINGS_TOTAL)?, Ordering::Relaxed);
+        c.last_reading_us
+            .store(get(meta_key::LAST_READING_US)? as i64, Ordering::Relaxed);
+        c.writer_healthy.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The in-memory counters (rejected payloads, readings, last reading time).
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The site's time zone, which defines the days of the daily aggregates.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Proves the store answers: opens a read transaction and reads the schema version.
+    pub fn ping(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(meta_key::SCHEMA)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Closes the database cleanly so the next start needs no repair. Fails if another handle
+    /// (a request still running) holds it; the file is then closed when the last one drops.
+    pub fn close(self) -> Result<(), StoreError> {
+        let mut db = self.db;
+        for _ in 0..40 {
+            match Arc::try_unwrap(db) {
+                Ok(db) => return db.close().map_err(|e| StoreError::Db(e.into())),
+                Err(shared) => db = shared,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        tracing::warn!("store still in use at shutdown; it closes when the last request ends");
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! Table definitions. Keys are fixed-width integers so range scans by stage and time are cheap.
+
+use redb::{TableDefinition, WriteTransaction};
+
+/// Counters and schema version, by name.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// (stage id, receive time in µs since the epoch, UTC) → postcard [`crate::reading::Reading`].
+pub const READINGS: TableDefinition<(u64, i64), &[u8]> = TableDefinition::new("readings");
+
+/// (stage id, site-local day as days since 0001-01-01) → postcard [`super::daily::Daily`].
+pub const DAILY: TableDefinition<(u64, i32), &[u8]> = TableDefinition::new("daily");
+
+/// Source topic → postcard [`super::daily::MeterState`], so meter differences carry over
+/// restarts and stage changes.
+pub const METERS: TableDefinition<&str, &[u8]> = TableDefinition::new("meters");
+
+/// Report id → postcard report record (written by the reports module).
+pub const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
+
+/// Names of the rows of [`META`].
+pub mod meta_key {
+    pub const SCHEMA: &str = "schema_version";
+    pub const REJECTED: &str = "rejected_total";
+    pub const READINGS_TOTAL: &str = "readings_total";
+    pub const LAST_READING_US: &str = "last_reading_us";
+}
+
+/// Creates every table so read transactions never meet a missing one.
+pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(META)?;
+    txn.open_table(READINGS)?;
+    txn.open_table(DAILY)?;
+    txn.open_table(METERS)?;
+    txn.open_table(REPORTS)?;
+    Ok(())
+}

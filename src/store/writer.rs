@@ -1,0 +1,300 @@
+//! The single writer thread: readings queue in a bounded channel and are committed together,
+//! at the latest `commit_interval` after the oldest one arrived or as soon as the batch holds
+//! `max_batch` readings. One durable (fsync'd) commit per batch keeps SD-card writes low; the
+//! commit interval is the durability window.
+//!
+//! A failed commit (disk full, I/O error) keeps the batch in memory and retries with back-off;
+//! the health check reports the writer unhealthy meanwhile. Nothing is dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::codec::{decode_daily, decode_meter, encode_daily, encode_meter, encode_reading};
+use super::daily::{Daily, MeterState};
+use super::tables::{DAILY, META, METERS, READINGS, meta_key};
+use super::{Store, StoreError};
+use crate::reading::Reading;
+use crate::sitetime::local_day;
+
+/// A parsed reading waiting to be committed.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub stage: u64,
+    pub ts_us: i64,
+    pub reading: Reading,
+}
+
+enum Msg {
+    Reading(Box<Incoming>),
+    Flush(SyncSender<()>),
+}
+
+/// Queue depth between ingest and the writer: enough for several seconds at full rate.
+const QUEUE: usize = 262_144;
+
+/// Sending side of the writer queue (cheap to clone).
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: SyncSender<Msg>,
+}
+
+impl WriterHandle {
+    /// Queues a reading; blocks only when the queue is full (the writer is behind).
+    pub fn submit(&self, item: Incoming) -> Result<(), StoreError> {
+        self.tx
+            .send(Msg::Reading(Box::new(item)))
+            .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Commits everything queued before this call and waits for it.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = sync_channel(1);
+        self.tx
+            .send(Msg::Flush(tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.recv().map_err(|_| StoreError::WriterGone)
+    }
+}
+
+/// Batching parameters (from `[storage]`).
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    pub commit_interval: Duration,
+    pub max_batch: usize,
+}
+
+/// Starts the writer thread. It runs until every [`WriterHandle`] is dropped, then commits
+/// what is left and returns.
+pub fn spawn(
+    store: Store,
+    cfg: WriterConfig,
+) -> Result<(WriterHandle, JoinHandle<()>), StoreError> {
+    let (tx, rx) = sync_channel(QUEUE);
+    let mut writer = Writer::new(store, cfg)?;
+    let join = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| StoreError::Db(e.into()))?;
+    Ok((WriterHandle { tx }, join))
+}
+
+struct Writer {
+    store: Store,
+    cfg: WriterConfig,
+    batch: Vec<Incoming>,
+    waiters: Vec<SyncSender<()>>,
+    meters: HashMap<String, MeterState>,
+    last_key: HashMap<u64, i64>,
+    persisted_rejected: u64,
+}
+
+impl Writer {
+    fn new(store: Store, cfg: WriterConfig) -> Result<Self, StoreError> {
+        let mut meters = HashMap::new();
+        {
+            let txn = redb::ReadableDatabase::begin_read(&*store.db)?;
+            let t = txn.open_table(METERS)?;
+            for row in t.iter()? {
+                let (k, v) = row?;
+                meters.insert(k.value().to_string(), decode_meter(v.value())?);
+            }
+        }
+        let persisted_rejected = store.counters.rejected.load(Ordering::Relaxed);
+        Ok(Self {
+            store,
+            cfg,
+            batch: Vec::new(),
+            waiters: Vec::new(),
+            meters,
+            last_key: HashMap::new(),
+            persisted_rejected,
+        })
+    }
+
+    fn run(&mut self, rx: Receiver<Msg>) {
+        let mut open = true;
+        while open {
+            // Wait for the first item of a batch, waking up now and then to persist counters.
+            match rx.recv_timeout(self.cfg.commit_interval) {
+                Ok(msg) => self.take(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            let deadline = Instant::now() + self.cfg.commit_interval;
+            while open && self.waiters.is_empty() && self.batch.len() < self.cfg.max_batch {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(msg) => self.take(msg),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
+            }
+            self.commit_with_retry(open);
+        }
+        tracing::debug!("store writer stopped");
+    }
+
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Reading(r) => self.batch.push(*r),
+            Msg::Flush(done) => self.waiters.push(done),
+        }
+    }
+
+    fn dirty(&self) -> bool {
+        !self.batch.is_empty()
+            || self.store.counters.rejected.load(Ordering::Relaxed) != self.persisted_rejected
+    }
+
+    /// Commits the batch; on failure keeps it and retries (while the process runs).
+    fn commit_with_retry(&mut self, running: bool) {
+        let mut backoff = Duration::from_millis(200);
+        while self.dirty() {
+            let started = Instant::now();
+            match self.commit() {
+                Ok(n) => {
+                    self.store
+                        .counters
+                        .writer_healthy
+                        .store(true, Ordering::Relaxed);
+                    if n > 0 {
+                        tracing::trace!(
+                            readings = n,
+                            ms = started.elapsed().as_millis() as u64,
+                            "batch committed"
+                        );
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.store
+                        .counters
+                        .writer_healthy
+                        .store(false, Ordering::Relaxed);
+                    tracing::error!(error = %e, pending = self.batch.len(), "commit failed; readings kept in memory, retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    if !running && backoff >= Duration::from_secs(10) {
+                        tracing::error!(
+                            lost = self.batch.len(),
+                            "giving up at shutdown: store not writable"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        for w in self.waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    fn commit(&mut self) -> Result<usize, StoreError> {
+        let txn = self.store.db.begin_write()?;
+        let mut meters = self.meters.clone();
+        let mut last_key = self.last_key.clone();
+        let last_us = self.write_batch(&txn, &mut meters, &mut last_key)?;
+        let n = self.batch.len() as u64;
+        let rejected = self.store.counters.rejected.load(Ordering::Relaxed);
+        let total = self.store.counters.readings_total.load(Ordering::Relaxed) + n;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(meta_key::READINGS_TOTAL, total)?;
+            meta.insert(meta_key::REJECTED, rejected)?;
+            if let Some(us) = last_us {
+                meta.insert(meta_key::LAST_READING_US, us as u64)?;
+            }
+        }
+        txn.commit()?;
+        let c = &self.store.counters;
+        c.readings_total.store(total, Ordering::Relaxed);
+        if let Some(us) = last_us {
+            c.last_reading_us.fetch_max(us, Ordering::Relaxed);
+        }
+        self.persisted_rejected = rejected;
+        self.meters = meters;
+        self.last_key = last_key;
+        let done = self.batch.len();
+        self.batch.clear();
+        if self.batch.capacity() > 4 * self.cfg.max_batch.min(65_536) {
+            self.batch.shrink_to(1024);
+        }
+        Ok(done)
+    }
+
+    /// Inserts the batch's readings and updates daily aggregates and meter states; returns the
+    /// newest receive time written.
+    fn write_batch(
+        &self,
+        txn: &WriteTransaction,
+        meters: &mut HashMap<String, MeterState>,
+        last_key: &mut HashMap<u64, i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        let tz = self.store.tz;
+        let mut days: HashMap<(u64, i32), Daily> = HashMap::new();
+        let mut touched: Vec<String> = Vec::new();
+        let mut newest = None;
+        {
+            let mut readings = txn.open_table(READINGS)?;
+            let daily = txn.open_table(DAILY)?;
+            for item in &self.batch {
+                let stage = item.stage;
+                let last = match last_key.get(&stage) {
+                    Some(v) => *v,
+                    None => readings
+                        .range((stage, i64::MIN)..=(stage, i64::MAX))?
+                        .next_back()
+                        .transpose()?
+                        .map(|(k, _)| k.value().1)
+                        .unwrap_or(i64::MIN),
+                };
+                // Keys are unique: a reading never overwrites another, even when the clock
+                // steps back or two arrive in the same microsecond.
+                let mut ts = item.ts_us;
+                if ts <= last {
+                    while readings.get((stage, ts))?.is_some() {
+                        ts += 1;
+                    }
+                }
+                readings.insert((stage, ts), encode_reading(&item.reading)?.as_slice())?;
+                last_key.insert(stage, last.max(ts));
+                newest = newest.max(Some(ts));
+
+                let key = (stage, local_day(tz, ts));
+                let day = match days.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(match daily.get(key)? {
+                            Some(v) => decode_daily(v.value())?,
+                            None => Daily::default(),
+                        })
+                    }
+                };
+                let meter = meters.entry(item.reading.source.clone()).or_default();
+                day.apply(ts, &item.reading, meter);
+                if !touched.contains(&item.reading.source) {
+                    touched.push(item.reading.source.clone());
+                }
+            }
+        }
+        let mut daily = txn.open_table(DAILY)?;
+        for (key, day) in &days {
+            daily.insert(*key, encode_daily(day)?.as_slice())?;
+        }
+        let mut meter_table = txn.open_table(METERS)?;
+        for source in &touched {
+            if let Some(m) = meters.get(source) {
+                meter_table.insert(source.as_str(), encode_meter(m)?.as_slice())?;
+            }
+        }
+        Ok(newest)
+    }
+}

@@ -1,0 +1,389 @@
+//! Shared helpers of the black-box tests: start the real `biogestor` binary on free loopback
+//! ports with a temporary data folder, and talk to it with real MQTT, HTTP and WebSocket
+//! clients.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_biogestor");
+pub const MQTT_USER: &str = "sensor";
+pub const MQTT_PASS: &str = "clave-de-prueba";
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// How to start the appliance.
+#[derive(Clone)]
+pub struct Options {
+    pub commit_interval_ms: u64,
+    pub max_payload_bytes: u64,
+    pub max_fields: u64,
+    pub allow_anonymous: bool,
+    pub timezone: String,
+    pub extra_toml: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            commit_interval_ms: 200,
+            max_payload_bytes: 16384,
+            max_fields: 64,
+            allow_anonymous: false,
+            timezone: "America/Bogota".into(),
+            extra_toml: String::new(),
+        }
+    }
+}
+
+/// A running (or stopped) appliance with its own ports and data folder.
+pub struct Appliance {
+    pub dir: TempDir,
+    pub http_port: u16,
+    pub mqtt_port: u16,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl Appliance {
+    /// Writes a config and starts `biogestor serve`, waiting until `/healthz` answers 200.
+    pub fn start(opts: Options) -> Appliance {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let http_port = free_port();
+        let mqtt_port = free_port();
+        let config_path = dir.path().join("config.toml");
+        let config = format!(
+            r#"[http]
+bind = "127.0.0.1:{http_port}"
+[mqtt]
+bind = "127.0.0.1:{mqtt_port}"
+topics = ["Prueba", "sensores/#"]
+allow_anonymous = {anon}
+max_payload_bytes = {maxp}
+max_fields = {maxf}
+[mqtt.users]
+{MQTT_USER} = "{MQTT_PASS}"
+[storage]
+data_dir = "{data}"
+commit_interval_ms = {commit}
+[site]
+timezone = "{tz}"
+{extra}
+"#,
+            anon = opts.allow_anonymous,
+            maxp = opts.max_payload_bytes,
+            maxf = opts.max_fields,
+            data = dir.path().join("data").display(),
+            commit = opts.commit_interval_ms,
+            tz = opts.timezone,
+            extra = opts.extra_toml,
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        let mut app = Appliance {
+            dir,
+            http_port,
+            mqtt_port,
+            config_path,
+            child: None,
+        };
+        app.restart();
+        app
+    }
+
+    /// Starts the binary again on the same ports and data folder.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("serve.log"))
+            .expect("log file");
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn biogestor");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("biogestor exited early with {status}:\n{}", self.log());
+            }
+            if http_get_status(self.http_port, "/healthz") == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("biogestor did not become healthy:\n{}", self.log());
+    }
+
+    /// Everything the service printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.http_port, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") and waits for the process to exit.
+    pub fn signal(&mut self, signal: &str, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "biogestor did not exit within {timeout:?} after SIG{signal}:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// GET a JSON document.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let resp = reqwest::get(self.url(path)).await.expect("GET");
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    /// `/api/dashboard/stats/`.
+    pub async fn stats(&self) -> Value {
+        self.get_json("/api/dashboard/stats/").await
+    }
+
+    /// Waits until `lecturas_total` reaches `n` (or the timeout), returning the last value.
+    pub async fn wait_readings(&self, n: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let total = self.stats().await["lecturas_total"].as_u64().unwrap_or(0);
+            if total >= n || Instant::now() > deadline {
+                return total;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every stored reading (all stages), following the pagination cursor.
+    pub async fn all_readings(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/dashboard/readings/?limit=10000&cursor={c}"),
+                None => "/api/dashboard/readings/?limit=10000".to_string(),
+            };
+            let page = self.get_json(&path).await;
+            out.extend(page["readings"].as_array().cloned().unwrap_or_default());
+            match page["next"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return out,
+            }
+        }
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Status of a plain HTTP GET (no client library, usable from sync code).
+pub fn http_get_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A connected MQTT client whose event loop runs in the background, counting PUBACKs.
+pub struct Publisher {
+    pub client: AsyncClient,
+    acks: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Publisher {
+    /// Connects with the test credentials (or anonymously when `creds` is None).
+    pub async fn connect(port: u16, id: &str, creds: Option<(&str, &str)>) -> Publisher {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_max_packet_size(4 << 20, 4 << 20);
+        opts.set_inflight(100);
+        if let Some((u, p)) = creds {
+            opts.set_credentials(u, p);
+        }
+        let (client, mut el) = AsyncClient::new(opts, 1000);
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let (conn_tx, conn_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut conn_tx = Some(conn_tx);
+            let mut acks = 0u64;
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Some(t) = conn_tx.take() {
+                            let _ = t.send(Ok(()));
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        acks += 1;
+                        let _ = tx.send(acks);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if let Some(t) = conn_tx.take() {
+                            let _ = t.send(Err(e.to_string()));
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+        match tokio::time::timeout(Duration::from_secs(10), conn_rx).await {
+            Ok(Ok(Ok(()))) => {}
+            other => panic!("MQTT connect failed: {other:?}"),
+        }
+        Publisher { client, acks: rx }
+    }
+
+    /// Default test connection with the configured credentials.
+    pub async fn sensor(port: u16, id: &str) -> Publisher {
+        Self::connect(port, id, Some((MQTT_USER, MQTT_PASS))).await
+    }
+
+    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await
+            .expect("publish");
+    }
+
+    pub fn acked(&self) -> u64 {
+        *self.acks.borrow()
+    }
+
+    /// Waits until `n` PUBACKs arrived.
+    pub async fn wait_acked(&mut self, n: u64, timeout: Duration) -> u64 {
+        let _ = tokio::time::timeout(timeout, self.acks.wait_for(|v| *v >= n)).await;
+        self.acked()
+    }
+}
+
+/// A WebSocket client collecting every text message in the background.
+pub struct WsClient {
+    pub messages: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WsClient {
+    pub async fn connect(http_port: u16) -> WsClient {
+        let url = format!("ws://127.0.0.1:{http_port}/ws/mqtt/");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let m = messages.clone();
+        let task = tokio::spawn(async move {
+            let (_, mut read) = ws.split();
+            while let Some(Ok(msg)) = read.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(t) = msg
+                    && let Ok(v) = serde_json::from_str::<Value>(&t)
+                {
+                    m.lock().unwrap().push(v);
+                }
+            }
+        });
+        WsClient { messages, task }
+    }
+
+    pub fn count(&self, kind: &str) -> usize {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m["type"] == kind)
+            .count()
+    }
+
+    /// Waits until `n` sensor_data messages arrived.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        while self.count("sensor_data") < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.count("sensor_data")
+    }
+}
+
+impl Drop for WsClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs the binary with arguments and returns (exit status, stdout + stderr).
+pub fn run_bin(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (ExitStatus, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(cwd)
+        .output()
+        .expect("run biogestor");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, text)
+}
