@@ -45,6 +45,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub storage: StorageConfig,
     pub site: SiteConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -144,6 +145,55 @@ impl Default for SiteConfig {
             name: "Biodigestor".into(),
             timezone: "America/Bogota".into(),
         }
+    }
+}
+
+/// `[auth]`: token lifetimes and the signing secret of the web sessions.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 signing secret; empty means "generate one into data_dir/jwt-secret".
+    pub jwt_secret: String,
+    pub access_minutes: u64,
+    pub refresh_days: u64,
+    /// Bearer token accepted by `/metrics` besides an administrator's access token.
+    pub metrics_token: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: String::new(),
+            access_minutes: 60,
+            refresh_days: 7,
+            metrics_token: String::new(),
+        }
+    }
+}
+
+impl fmt::Debug for AuthConfig {
+    /// Secrets never reach logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "jwt_secret",
+                &if self.jwt_secret.is_empty() {
+                    "(generated)"
+                } else {
+                    "(set)"
+                },
+            )
+            .field("access_minutes", &self.access_minutes)
+            .field("refresh_days", &self.refresh_days)
+            .field(
+                "metrics_token",
+                &if self.metrics_token.is_empty() {
+                    "(none)"
+                } else {
+                    "(set)"
+                },
+            )
+            .finish()
     }
 }
 

@@ -159,6 +159,29 @@ impl Config {
                 });
             }
         }
+        let a = &self.auth;
+        range(
+            "auth.access_minutes",
+            a.access_minutes,
+            1,
+            24 * 60,
+            "minutes",
+        )?;
+        range("auth.refresh_days", a.refresh_days, 1, 365, "days")?;
+        if !a.jwt_secret.is_empty() && a.jwt_secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                key: "auth.jwt_secret".into(),
+                value: "(hidden)".into(),
+                allowed: "at least 32 characters, or empty to generate one in data_dir".into(),
+            });
+        }
+        if !a.metrics_token.is_empty() && a.metrics_token.len() < 16 {
+            return Err(ConfigError::Invalid {
+                key: "auth.metrics_token".into(),
+                value: "(hidden)".into(),
+                allowed: "at least 16 characters, or empty to allow only administrators".into(),
+            });
+        }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             return Err(ConfigError::Invalid {
                 key: "log.level".into(),
