@@ -4,7 +4,8 @@
 //! a failed bind, so the address is checked here first and the listener is probed after start:
 //! a taken port becomes a clear start-up error instead of a silent broker-less appliance.
 //! rumqttd logs ordinary disconnects at error level, so its own logs are off by default
-//! (`RUST_LOG=rumqttd=info` shows them); refused logins are logged here instead.
+//! (`RUST_LOG=rumqttd=info` shows them) except its warning that a reader fell so far behind that
+//! messages were dropped; refused logins are logged here instead.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,11 +1,11 @@
 //! The path of a message from the broker link to the writer queue and the live feed.
 //!
-//! It runs on its own thread and does only cheap work (parse, stamp, queue), so the broker's
-//! in-memory log never has to hold more than a few messages for it. Bad payloads are counted
+//! One thread only moves messages off the broker link (the broker's in-memory log drops what a
+//! reader leaves behind too long), a second parses, stamps and queues them for the writer. Bad payloads are counted
 //! and logged at a bounded rate; they never stop or slow the messages around them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -86,13 +86,47 @@ impl RateLimitedLog {
     }
 }
 
-fn run(mut link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Arc<AtomicU64>) {
-    let started = Instant::now();
-    let mut log = RateLimitedLog {
-        last: None,
-        suppressed: 0,
+/// A message taken off the broker link, waiting to be parsed.
+struct Raw {
+    received_us: i64,
+    topic: bytes::Bytes,
+    payload: bytes::Bytes,
+}
+
+/// Most payload bytes held between the link and the parser. The link thread only ever moves
+/// messages here, so the broker's in-memory log (which drops what a slow reader has not read)
+/// never fills during a burst; beyond this the link waits and the broker's log takes over.
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+fn run(link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Arc<AtomicU64>) {
+    let (tx, rx) = std::sync::mpsc::channel::<Raw>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let parser = {
+        let queued = queued.clone();
+        std::thread::Builder::new()
+            .name("mqtt-parse".into())
+            .spawn(move || parse_loop(rx, deps, queued))
     };
-    let mut clock_warned: Option<Instant> = None;
+    let parser = match parser {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the parser thread");
+            return;
+        }
+    };
+    link_loop(link, tx, &queued, &stop, &heartbeat);
+    let _ = parser.join();
+}
+
+/// Moves every forwarded message off the broker link as fast as it arrives.
+fn link_loop(
+    mut link: LinkRx,
+    tx: std::sync::mpsc::Sender<Raw>,
+    queued: &AtomicUsize,
+    stop: &AtomicBool,
+    heartbeat: &AtomicU64,
+) {
+    let started = Instant::now();
     let mut stopping_since: Option<Instant> = None;
     let mut last_message = Instant::now();
     loop {
@@ -116,44 +150,19 @@ fn run(mut link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Arc
         match notification {
             Notification::Forward(f) => {
                 last_message = Instant::now();
-                let topic = String::from_utf8_lossy(&f.publish.topic);
-                match payload::parse(&f.publish.payload, &topic, deps.limits) {
-                    Ok(reading) => {
-                        let mut ts_us = now_us();
-                        if ts_us < PLAUSIBLE_CLOCK_US {
-                            match reading.sensor_ts_ms {
-                                Some(ms) if ms * 1000 >= PLAUSIBLE_CLOCK_US => ts_us = ms * 1000,
-                                _ => {
-                                    if clock_warned
-                                        .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
-                                    {
-                                        tracing::warn!(
-                                            "system clock is not set (no NTP yet?); readings are stamped with it anyway"
-                                        );
-                                        clock_warned = Some(Instant::now());
-                                    }
-                                }
-                            }
-                        }
-                        let stage = deps.active_stage.load(Ordering::Relaxed);
-                        deps.live.publish(stage, ts_us, &reading);
-                        if deps
-                            .writer
-                            .submit(Incoming {
-                                stage,
-                                ts_us,
-                                reading,
-                            })
-                            .is_err()
-                        {
-                            tracing::error!("store writer gone; ingest stops");
-                            break;
-                        }
-                    }
-                    Err(why) => {
-                        deps.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                        log.rejected(&topic, &why);
-                    }
+                let size = f.publish.payload.len() + f.publish.topic.len();
+                while queued.load(Ordering::Relaxed) > MAX_QUEUED_BYTES {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                queued.fetch_add(size, Ordering::Relaxed);
+                let raw = Raw {
+                    received_us: now_us(),
+                    topic: f.publish.topic,
+                    payload: f.publish.payload,
+                };
+                if tx.send(raw).is_err() {
+                    tracing::error!("parser stopped; ingest stops");
+                    break;
                 }
             }
             // The router paused this link because its buffer filled; ask to be rescheduled.
@@ -164,6 +173,55 @@ fn run(mut link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Arc
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// Parses, stamps, broadcasts and queues each message for the writer.
+fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<AtomicUsize>) {
+    let mut log = RateLimitedLog {
+        last: None,
+        suppressed: 0,
+    };
+    let mut clock_warned: Option<Instant> = None;
+    for raw in rx {
+        queued.fetch_sub(raw.payload.len() + raw.topic.len(), Ordering::Relaxed);
+        let topic = String::from_utf8_lossy(&raw.topic);
+        match payload::parse(&raw.payload, &topic, deps.limits) {
+            Ok(reading) => {
+                let mut ts_us = raw.received_us;
+                if ts_us < PLAUSIBLE_CLOCK_US {
+                    match reading.sensor_ts_ms {
+                        Some(ms) if ms * 1000 >= PLAUSIBLE_CLOCK_US => ts_us = ms * 1000,
+                        _ => {
+                            if clock_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                                tracing::warn!(
+                                    "system clock is not set (no NTP yet?); readings are stamped with it anyway"
+                                );
+                                clock_warned = Some(Instant::now());
+                            }
+                        }
+                    }
+                }
+                let stage = deps.active_stage.load(Ordering::Relaxed);
+                deps.live.publish(stage, ts_us, &reading);
+                if deps
+                    .writer
+                    .submit(Incoming {
+                        stage,
+                        ts_us,
+                        reading,
+                    })
+                    .is_err()
+                {
+                    tracing::error!("store writer gone; ingest stops");
+                    break;
+                }
+            }
+            Err(why) => {
+                deps.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                log.rejected(&topic, &why);
+            }
         }
     }
 }

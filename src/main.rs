@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 fn init_logging(level: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rumqttd=off")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},rumqttd=off,rumqttd::segments=warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

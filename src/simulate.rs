@@ -56,7 +56,7 @@ pub struct SimulateArgs {
     /// Password for the broker.
     #[arg(long)]
     pub password: Option<String>,
-    /// MQTT client id (default: biogestor-sim-<random>).
+    /// MQTT client id (default: `biogestor-sim-` and a random suffix).
     #[arg(long)]
     pub client_id: Option<String>,
     /// Gas production rate in m³ per hour used to compute deltas.

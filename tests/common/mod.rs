@@ -115,7 +115,10 @@ timezone = "{tz}"
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&self.config_path)
-            .env_remove("RUST_LOG")
+            .env(
+                "RUST_LOG",
+                std::env::var("BG_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .spawn()
