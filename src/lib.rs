@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod model;
 pub mod payload;
 pub mod reading;
 pub mod serve;
