@@ -25,6 +25,8 @@ const DRAIN_MAX: Duration = Duration::from_secs(3);
 
 /// What the ingest thread needs from the rest of the appliance.
 pub struct IngestDeps {
+    /// The configured topic filters, to tell which broker log a message came from.
+    pub filters: Vec<String>,
     pub writer: WriterHandle,
     pub live: LiveHub,
     pub limits: Limits,
@@ -93,12 +95,18 @@ struct Raw {
     payload: bytes::Bytes,
 }
 
-/// Most payload bytes held between the link and the parser. The link thread only ever moves
-/// messages here, so the broker's in-memory log (which drops what a slow reader has not read)
-/// never fills during a burst; beyond this the link waits and the broker's log takes over.
-const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// Most bytes held between the link and the parser (payload, topic and bookkeeping). The link
+/// thread only moves messages here, so a burst waits in this queue rather than in the
+/// broker's in-memory log (which drops what a slow reader has not read); beyond this the link
+/// waits and the broker's log takes over. Sized for a 512 MB Raspberry Pi.
+const MAX_QUEUED_BYTES: usize = 16 << 20;
+
+/// Bookkeeping bytes counted per queued message besides its payload and topic.
+const PER_MESSAGE_OVERHEAD: usize = 96;
 
 fn run(link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Arc<AtomicU64>) {
+    let filters = deps.filters.clone();
+    let counters = deps.counters.clone();
     let (tx, rx) = std::sync::mpsc::channel::<Raw>();
     let queued = Arc::new(AtomicUsize::new(0));
     let parser = {
@@ -114,7 +122,8 @@ fn run(link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Arc<Ato
             return;
         }
     };
-    link_loop(link, tx, &queued, &stop, &heartbeat);
+    let gaps = GapTracker::new(filters, counters);
+    link_loop(link, tx, &queued, &stop, &heartbeat, gaps);
     let _ = parser.join();
 }
 
@@ -125,6 +134,7 @@ fn link_loop(
     queued: &AtomicUsize,
     stop: &AtomicBool,
     heartbeat: &AtomicU64,
+    mut gaps: GapTracker,
 ) {
     let started = Instant::now();
     let mut stopping_since: Option<Instant> = None;
@@ -150,7 +160,8 @@ fn link_loop(
         match notification {
             Notification::Forward(f) => {
                 last_message = Instant::now();
-                let size = f.publish.payload.len() + f.publish.topic.len();
+                gaps.observe(&f.publish.topic, f.cursor);
+                let size = f.publish.payload.len() + f.publish.topic.len() + PER_MESSAGE_OVERHEAD;
                 while queued.load(Ordering::Relaxed) > MAX_QUEUED_BYTES {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -185,7 +196,10 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
     };
     let mut clock_warned: Option<Instant> = None;
     for raw in rx {
-        queued.fetch_sub(raw.payload.len() + raw.topic.len(), Ordering::Relaxed);
+        queued.fetch_sub(
+            raw.payload.len() + raw.topic.len() + PER_MESSAGE_OVERHEAD,
+            Ordering::Relaxed,
+        );
         let topic = String::from_utf8_lossy(&raw.topic);
         match payload::parse(&raw.payload, &topic, deps.limits) {
             Ok(reading) => {
@@ -223,5 +237,57 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
                 log.rejected(&topic, &why);
             }
         }
+    }
+}
+
+/// Detects messages the broker dropped from its in-memory log before this link read them
+/// (its offsets then jump), so such a loss is counted and logged instead of passing unseen.
+struct GapTracker {
+    filters: Vec<String>,
+    last: Vec<Option<u64>>,
+    counters: Arc<Counters>,
+    logged: Option<Instant>,
+}
+
+impl GapTracker {
+    fn new(filters: Vec<String>, counters: Arc<Counters>) -> Self {
+        let last = vec![None; filters.len()];
+        Self {
+            filters,
+            last,
+            counters,
+            logged: None,
+        }
+    }
+
+    fn observe(&mut self, topic: &[u8], cursor: Option<(u64, u64)>) {
+        let (Some((_, offset)), Ok(topic)) = (cursor, std::str::from_utf8(topic)) else {
+            return;
+        };
+        let Some(i) = self
+            .filters
+            .iter()
+            .position(|f| crate::topic::matches(f, topic))
+        else {
+            return;
+        };
+        if let Some(prev) = self.last[i]
+            && offset > prev + 1
+        {
+            let lost = offset - prev - 1;
+            self.counters.dropped.fetch_add(lost, Ordering::Relaxed);
+            if self
+                .logged
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+            {
+                tracing::error!(
+                    lost,
+                    filter = %self.filters[i],
+                    "the broker dropped messages because ingest fell behind (publishers faster than the store)"
+                );
+                self.logged = Some(Instant::now());
+            }
+        }
+        self.last[i] = Some(self.last[i].map_or(offset, |p| p.max(offset)));
     }
 }

@@ -17,3 +17,4 @@ pub mod serve;
 pub mod simulate;
 pub mod sitetime;
 pub mod store;
+pub mod topic;

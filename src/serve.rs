@@ -71,6 +71,7 @@ pub async fn run(
     let ingest = Ingest::spawn(
         link,
         IngestDeps {
+            filters: raw.mqtt.topics.clone(),
             writer: writer.clone(),
             live: live.clone(),
             limits: Limits {

@@ -31,6 +31,22 @@ pub fn date_day(date: NaiveDate) -> DayNumber {
     date.num_days_from_ce()
 }
 
+/// First and one-past-last instant (µs since the epoch) of a local day. Days shortened or
+/// lengthened by a daylight-saving change are handled by resolving each local midnight.
+pub fn day_bounds(tz: Tz, day: DayNumber) -> Option<(i64, i64)> {
+    let midnight = |d: DayNumber| -> Option<i64> {
+        let date = NaiveDate::from_num_days_from_ce_opt(d)?;
+        // A midnight skipped by a DST change starts the day at the first valid instant.
+        (0..=3).find_map(|h| {
+            let local = date.and_hms_opt(h, 0, 0)?;
+            tz.from_local_datetime(&local)
+                .earliest()
+                .map(|t| t.timestamp_micros())
+        })
+    };
+    Some((midnight(day)?, midnight(day + 1)?))
+}
+
 /// Today in the site's zone.
 pub fn today(tz: Tz) -> DayNumber {
     local_day(tz, now_us())
@@ -63,5 +79,17 @@ mod tests {
         assert_eq!(day_date(local_day(tz, before)).to_string(), "2026-03-09");
         assert_eq!(day_date(local_day(tz, after)).to_string(), "2026-03-10");
         assert_eq!(rfc3339(tz, after), "2026-03-10T00:00:00.000-05:00");
+        let (start, end) = day_bounds(tz, local_day(tz, after)).unwrap();
+        assert_eq!((start, end - start), (after, 86_400_000_000));
+    }
+
+    #[test]
+    fn day_bounds_across_dst() {
+        // Santiago: 2026-04-05 starts at 00:00 −04 after summer time ended at 24:00 −03, so
+        // 2026-04-04 lasts 25 hours.
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let d = local_day(tz, parse_rfc3339("2026-04-04T12:00:00-03:00").unwrap());
+        let (s, e) = day_bounds(tz, d).unwrap();
+        assert_eq!((e - s) / 3_600_000_000, 25);
     }
 }

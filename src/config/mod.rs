@@ -125,7 +125,7 @@ impl Default for StorageConfig {
         Self {
             data_dir: PathBuf::from("./data"),
             commit_interval_ms: 1000,
-            commit_max_readings: 20_000,
+            commit_max_readings: 10_000,
             cache_size_mb: 16,
         }
     }

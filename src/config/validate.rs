@@ -141,6 +141,20 @@ impl Config {
                 });
             }
         }
+        for (i, a) in m.topics.iter().enumerate() {
+            if let Some(b) = m.topics[i + 1..]
+                .iter()
+                .find(|b| crate::topic::overlap(a, b))
+            {
+                return Err(ConfigError::Invalid {
+                    key: "mqtt.topics".into(),
+                    value: format!("{a}, {b}"),
+                    allowed:
+                        "filters that do not overlap (a message matching two would be stored twice)"
+                            .into(),
+                });
+            }
+        }
         if !m.allow_anonymous && m.users.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "mqtt.users".into(),

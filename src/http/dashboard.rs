@@ -132,6 +132,7 @@ async fn stats(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
         "lecturas_hoy": today_count,
         "lecturas_total": c.readings_total.load(Ordering::Relaxed),
         "mensajes_rechazados": c.rejected.load(Ordering::Relaxed),
+        "mensajes_perdidos": c.dropped.load(Ordering::Relaxed),
         "ultima_lectura": (last > 0).then(|| rfc3339(tz, last)),
     })))
 }

@@ -48,8 +48,10 @@ fn corrupt(table: &'static str) -> impl FnOnce(postcard::Error) -> StoreError {
     }
 }
 
-pub fn encode_reading(r: &Reading) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(&ReadingRowRef::V1(r)).map_err(corrupt("readings"))
+/// Encodes into `buf` (cleared first), so the hot path reuses one allocation.
+pub fn encode_reading(r: &Reading, mut buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    buf.clear();
+    postcard::to_extend(&ReadingRowRef::V1(r), buf).map_err(corrupt("readings"))
 }
 
 pub fn decode_reading(bytes: &[u8]) -> Result<Reading, StoreError> {

@@ -80,6 +80,9 @@ impl From<redb::CommitError> for StoreError {
 pub struct Counters {
     /// Payloads refused since the store was created.
     pub rejected: AtomicU64,
+    /// Messages the broker acknowledged but dropped before ingest read them (overload),
+    /// since the store was created.
+    pub dropped: AtomicU64,
     /// Readings committed since the store was created.
     pub readings_total: AtomicU64,
     /// Receive time (µs since the epoch) of the newest committed reading, 0 when none.

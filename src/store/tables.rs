@@ -22,6 +22,7 @@ pub const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports")
 pub mod meta_key {
     pub const SCHEMA: &str = "schema_version";
     pub const REJECTED: &str = "rejected_total";
+    pub const DROPPED: &str = "dropped_total";
     pub const READINGS_TOTAL: &str = "readings_total";
     pub const LAST_READING_US: &str = "last_reading_us";
 }

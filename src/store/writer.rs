@@ -19,7 +19,7 @@ use super::daily::{Daily, MeterState};
 use super::tables::{DAILY, META, METERS, READINGS, meta_key};
 use super::{Store, StoreError};
 use crate::reading::Reading;
-use crate::sitetime::local_day;
+use crate::sitetime::{day_bounds, local_day};
 
 /// A parsed reading waiting to be committed.
 #[derive(Debug, Clone)]
@@ -34,8 +34,8 @@ enum Msg {
     Flush(SyncSender<()>),
 }
 
-/// Queue depth between ingest and the writer: enough for several seconds at full rate.
-const QUEUE: usize = 262_144;
+/// Queue depth between ingest and the writer (≈ 10 MB at most): over a second at full rate.
+const QUEUE: usize = 32_768;
 
 /// Sending side of the writer queue (cheap to clone).
 #[derive(Clone)]
@@ -91,6 +91,7 @@ struct Writer {
     meters: HashMap<String, MeterState>,
     last_key: HashMap<u64, i64>,
     persisted_rejected: u64,
+    persisted_dropped: u64,
 }
 
 impl Writer {
@@ -105,6 +106,7 @@ impl Writer {
             }
         }
         let persisted_rejected = store.counters.rejected.load(Ordering::Relaxed);
+        let persisted_dropped = store.counters.dropped.load(Ordering::Relaxed);
         Ok(Self {
             store,
             cfg,
@@ -113,6 +115,7 @@ impl Writer {
             meters,
             last_key: HashMap::new(),
             persisted_rejected,
+            persisted_dropped,
         })
     }
 
@@ -152,6 +155,7 @@ impl Writer {
     fn dirty(&self) -> bool {
         !self.batch.is_empty()
             || self.store.counters.rejected.load(Ordering::Relaxed) != self.persisted_rejected
+            || self.store.counters.dropped.load(Ordering::Relaxed) != self.persisted_dropped
     }
 
     /// Commits the batch; on failure keeps it and retries (while the process runs).
@@ -204,11 +208,13 @@ impl Writer {
         let last_us = self.write_batch(&txn, &mut meters, &mut last_key)?;
         let n = self.batch.len() as u64;
         let rejected = self.store.counters.rejected.load(Ordering::Relaxed);
+        let dropped = self.store.counters.dropped.load(Ordering::Relaxed);
         let total = self.store.counters.readings_total.load(Ordering::Relaxed) + n;
         {
             let mut meta = txn.open_table(META)?;
             meta.insert(meta_key::READINGS_TOTAL, total)?;
             meta.insert(meta_key::REJECTED, rejected)?;
+            meta.insert(meta_key::DROPPED, dropped)?;
             if let Some(us) = last_us {
                 meta.insert(meta_key::LAST_READING_US, us as u64)?;
             }
@@ -220,6 +226,7 @@ impl Writer {
             c.last_reading_us.fetch_max(us, Ordering::Relaxed);
         }
         self.persisted_rejected = rejected;
+        self.persisted_dropped = dropped;
         self.meters = meters;
         self.last_key = last_key;
         let done = self.batch.len();
@@ -238,10 +245,11 @@ impl Writer {
         meters: &mut HashMap<String, MeterState>,
         last_key: &mut HashMap<u64, i64>,
     ) -> Result<Option<i64>, StoreError> {
-        let tz = self.store.tz;
+        let mut day_of = DayCache::new(self.store.tz);
         let mut days: HashMap<(u64, i32), Daily> = HashMap::new();
         let mut touched: Vec<String> = Vec::new();
         let mut newest = None;
+        let mut buf = Vec::with_capacity(256);
         {
             let mut readings = txn.open_table(READINGS)?;
             let daily = txn.open_table(DAILY)?;
@@ -264,11 +272,12 @@ impl Writer {
                         ts += 1;
                     }
                 }
-                readings.insert((stage, ts), encode_reading(&item.reading)?.as_slice())?;
+                buf = encode_reading(&item.reading, buf)?;
+                readings.insert((stage, ts), buf.as_slice())?;
                 last_key.insert(stage, last.max(ts));
                 newest = newest.max(Some(ts));
 
-                let key = (stage, local_day(tz, ts));
+                let key = (stage, day_of.day(ts));
                 let day = match days.entry(key) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
@@ -278,10 +287,15 @@ impl Writer {
                         })
                     }
                 };
-                let meter = meters.entry(item.reading.source.clone()).or_default();
-                day.apply(ts, &item.reading, meter);
-                if !touched.contains(&item.reading.source) {
-                    touched.push(item.reading.source.clone());
+                let source = &item.reading.source;
+                if !meters.contains_key(source) {
+                    meters.insert(source.clone(), MeterState::default());
+                }
+                if let Some(meter) = meters.get_mut(source) {
+                    day.apply(ts, &item.reading, meter);
+                }
+                if !touched.contains(source) {
+                    touched.push(source.clone());
                 }
             }
         }
@@ -296,5 +310,29 @@ impl Writer {
             }
         }
         Ok(newest)
+    }
+}
+
+/// Site-local day of a timestamp, remembering the bounds of the last day seen: a batch's
+/// readings almost always fall on the same day, so the time-zone lookup runs once per batch.
+struct DayCache {
+    tz: chrono_tz::Tz,
+    current: Option<(i64, i64, i32)>,
+}
+
+impl DayCache {
+    fn new(tz: chrono_tz::Tz) -> Self {
+        Self { tz, current: None }
+    }
+
+    fn day(&mut self, ts_us: i64) -> i32 {
+        if let Some((start, end, day)) = self.current
+            && (start..end).contains(&ts_us)
+        {
+            return day;
+        }
+        let day = local_day(self.tz, ts_us);
+        self.current = day_bounds(self.tz, day).map(|(s, e)| (s, e, day));
+        day
     }
 }

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Benchmark of the release binary with real MQTT publishers on loopback. Prints one table.
+#
+#   scripts/bench.sh                 # everything (about 5 minutes)
+#   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, for a smoke check of the script
+#
+# Measures: sustained persisted readings/s with 20 QoS 1 publishers (and loss), the same
+# publishers relayed by Debian's Mosquitto to one subscriber (ratio), publish→WebSocket
+# latency, resident memory idle/peak, disk bytes written per stored reading at 10 msg/s with
+# the default commit interval, binary size and time from start to healthy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=${BENCH_QUICK:-0}
+PUBLISHERS=${BENCH_PUBLISHERS:-20}
+LOAD_SECONDS=${BENCH_LOAD_SECONDS:-30}
+FIELD_SECONDS=${BENCH_FIELD_SECONDS:-120}
+if [ "$QUICK" = 1 ]; then LOAD_SECONDS=5; FIELD_SECONDS=15; fi
+
+for tool in mosquitto_sub curl; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool missing (apt-get install mosquitto-clients curl)"; exit 1; }
+done
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+[ -x "$MOSQUITTO" ] || { echo "bench: mosquitto missing (apt-get install mosquitto)"; exit 1; }
+
+cargo build --release --locked --bin biogestor --example bench_latency >/dev/null
+BIN=target/release/biogestor
+LAT=target/release/examples/bench_latency
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+write_bytes() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
+stat_json() { curl -fsS "http://127.0.0.1:$HTTP/api/dashboard/stats/" | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
+
+# start_server DATA_DIR: starts biogestor with default commit interval, anonymous MQTT.
+start_server() {
+  HTTP=$(free_port); MQTT=$(free_port)
+  local t0; t0=$(now)
+  BIOGESTOR_HTTP__BIND=127.0.0.1:$HTTP BIOGESTOR_MQTT__BIND=127.0.0.1:$MQTT \
+  BIOGESTOR_STORAGE__DATA_DIR="$1" BIOGESTOR_MQTT__ALLOW_ANONYMOUS=true \
+  BIOGESTOR_LOG__LEVEL=warn "$BIN" serve --config config.toml >>"$WORK/serve.log" 2>&1 &
+  SERVER=$!; PIDS+=("$SERVER")
+  until curl -fsS -o /dev/null "http://127.0.0.1:$HTTP/healthz" 2>/dev/null; do sleep 0.005; done
+  STARTUP_MS=$(python3 -c "print(round(($(now)-$t0)*1000))")
+}
+
+# publishers PORT SECONDS OUTDIR [INTERVAL]: PUBLISHERS simulate processes at QoS 1, each
+# sending one message per INTERVAL seconds (0 = as fast as acknowledged).
+publishers() {
+  local pids=() interval=${4:-0}
+  rm -f "$3"/pub-*.out
+  for i in $(seq 1 "$PUBLISHERS"); do
+    "$BIN" simulate --port "$1" --interval "$interval" --duration "$2" --qos 1 --mode both \
+      --seed "$i" --client-id "bench-$i" >"$3/pub-$i.out" 2>&1 &
+    pids+=($!)
+  done
+  local fail=0
+  for p in "${pids[@]}"; do wait "$p" || fail=1; done
+  [ "$fail" = 0 ] || { echo "bench: a publisher failed:"; cat "$3"/pub-*.out; exit 1; }
+  cat "$3"/pub-*.out | awk '/^published/ {s+=$2} END {print s}'
+}
+
+# load_run PER_PUBLISHER_RATE SECONDS: offered load against the running server; sets
+# RUN_PUBLISHED RUN_STORED RUN_DROPPED, RUN_RATE (persisted readings/s from the first publish
+# to the last commit) and RUN_DRAIN (seconds the store needed after the publishers finished).
+load_run() {
+  local interval; interval=$(python3 -c "print(0 if $1 == 0 else 1/$1)")
+  local s0 d0 t0 tp
+  s0=$(stat_json lecturas_total); d0=$(stat_json mensajes_perdidos); t0=$(now)
+  RUN_PUBLISHED=$(publishers "$MQTT" "$2" "$WORK/pub" "$interval")
+  tp=$(now)
+  local target=$((s0 + d0 + RUN_PUBLISHED)) waited=0
+  while [ $(( $(stat_json lecturas_total) + $(stat_json mensajes_perdidos) )) -lt "$target" ] && [ "$waited" -lt 600 ]; do
+    sleep 0.05; waited=$((waited + 1))
+  done
+  local td; td=$(now)
+  RUN_STORED=$(( $(stat_json lecturas_total) - s0 ))
+  RUN_DROPPED=$(( $(stat_json mensajes_perdidos) - d0 ))
+  RUN_RATE=$(python3 -c "print(round($RUN_STORED/($td-$t0)))")
+  RUN_DRAIN=$(python3 -c "print(round($td-$tp, 2))")
+}
+
+echo "== biogestor: $PUBLISHERS publishers at QoS 1, stepping the offered load"
+start_server "$WORK/data-load"
+IDLE_KB=$(sleep 2; rss_kb "$SERVER")
+mkdir -p "$WORK/pub"
+BEST_PER_PUB=0
+STEP_LOG=""
+for per_pub in ${BENCH_STEPS:-500 1000 1500 2000 2500 3000}; do
+  load_run "$per_pub" "$([ "$QUICK" = 1 ] && echo 3 || echo 10)"
+  lost=$((RUN_PUBLISHED - RUN_STORED))
+  STEP_LOG+="$((per_pub * PUBLISHERS))/s: ${RUN_RATE}/s persisted, lost ${lost}, drain ${RUN_DRAIN}s; "
+  echo "   offered $((per_pub * PUBLISHERS))/s: published $RUN_PUBLISHED, stored $RUN_STORED, dropped $RUN_DROPPED, persisted ${RUN_RATE}/s, drain ${RUN_DRAIN}s"
+  # A step passes when nothing is lost and the store kept up (drained within 2 s).
+  if [ "$lost" -eq 0 ] && python3 -c "import sys; sys.exit(0 if $RUN_DRAIN <= 2 else 1)"; then
+    BEST_PER_PUB=$per_pub
+  else
+    break
+  fi
+done
+[ "$BEST_PER_PUB" -gt 0 ] || BEST_PER_PUB=${BENCH_FALLBACK_RATE:-500}
+echo "== sustained: $((BEST_PER_PUB * PUBLISHERS))/s offered for ${LOAD_SECONDS}s"
+load_run "$BEST_PER_PUB" "$LOAD_SECONDS"
+PUBLISHED=$RUN_PUBLISHED; STORED=$RUN_STORED; LOSS=$((RUN_PUBLISHED - RUN_STORED))
+INGEST_RATE=$RUN_RATE
+SUSTAINED_DRAIN=$RUN_DRAIN
+PEAK_SUSTAINED_KB=$(hwm_kb "$SERVER")
+echo "== overload: unthrottled publishers for 10s (the broker accepts faster than 2 cores persist)"
+load_run 0 "$([ "$QUICK" = 1 ] && echo 3 || echo 10)"
+OVER="published ${RUN_PUBLISHED}, stored ${RUN_STORED}, dropped by the broker and counted ${RUN_DROPPED}"
+PEAK_KB=$(hwm_kb "$SERVER")
+
+echo "== publish → WebSocket latency (1000 msgs at 100/s)"
+LATENCY=$("$LAT" "$HTTP" "$MQTT" 1000 100 | tail -1)
+kill -TERM "$SERVER"; wait "$SERVER" || true
+
+echo "== mosquitto relay: same publishers, one QoS 1 subscriber, no persistence"
+MPORT=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n' "$MPORT" >"$WORK/mosq.conf"
+"$MOSQUITTO" -c "$WORK/mosq.conf" >"$WORK/mosq.log" 2>&1 &
+PIDS+=($!)
+sleep 0.5
+mosquitto_sub -p "$MPORT" -t Prueba -q 1 >"$WORK/sub.out" &
+SUB=$!; PIDS+=("$SUB")
+sleep 0.5
+mkdir -p "$WORK/pub-mosq"
+M0=$(now)
+MPUBLISHED=$(publishers "$MPORT" "$LOAD_SECONDS" "$WORK/pub-mosq")
+prev=-1
+while :; do
+  cur=$(wc -l <"$WORK/sub.out")
+  [ "$cur" -ge "$MPUBLISHED" ] && break
+  [ "$cur" = "$prev" ] && break
+  prev=$cur; sleep 1
+done
+M1=$(now)
+RECEIVED=$(wc -l <"$WORK/sub.out")
+MOSQ_RATE=$(python3 -c "print(round($RECEIVED/($M1-$M0)))")
+RATIO=$(python3 -c "print(round($INGEST_RATE/$MOSQ_RATE, 2))")
+kill "$SUB" 2>/dev/null || true
+
+echo "== field rate: 10 msg/s for ${FIELD_SECONDS}s, default commit interval"
+start_server "$WORK/data-field"
+sleep 1
+W0=$(write_bytes "$SERVER"); R0=$(stat_json lecturas_total)
+"$BIN" simulate --port "$MQTT" --interval 0.1 --duration "$FIELD_SECONDS" --qos 1 >/dev/null
+sleep 2
+W1=$(write_bytes "$SERVER"); R1=$(stat_json lecturas_total)
+BYTES_PER_READING=$(python3 -c "print(round(($W1-$W0)/max(1,$R1-$R0)))")
+kill -TERM "$SERVER"; wait "$SERVER" || true
+
+strip -o "$WORK/stripped" "$BIN"
+SIZE_MB=$(python3 -c "import os; print(round(os.path.getsize('$WORK/stripped')/1e6, 2))")
+
+printf '\ncommand: %s (PUBLISHERS=%s LOAD_SECONDS=%s FIELD_SECONDS=%s), %s cores\n' \
+  "$0" "$PUBLISHERS" "$LOAD_SECONDS" "$FIELD_SECONDS" "$(nproc)"
+printf '| metric | value | goal |\n|---|---|---|\n'
+printf '| sustained persisted readings/s (%s pubs × %s/s, QoS 1, %ss) | %s | ≥ 20000 |\n' "$PUBLISHERS" "$BEST_PER_PUB" "$LOAD_SECONDS" "$INGEST_RATE"
+printf '| readings published / stored / lost in that run (drain after last publish) | %s / %s / %s (%ss) | loss 0 |\n' "$PUBLISHED" "$STORED" "$LOSS" "$SUSTAINED_DRAIN"
+printf '| load steps (10 s each) | %s | |\n' "$STEP_LOG"
+printf '| overload (unthrottled, 10 s) | %s | counted, never silent |\n' "$OVER"
+printf '| mosquitto relay msgs/s (same %s pubs unthrottled, 1 sub, no persistence) | %s (%s/%s received) | |\n' "$PUBLISHERS" "$MOSQ_RATE" "$RECEIVED" "$MPUBLISHED"
+printf '| ratio biogestor / mosquitto | %s | ≥ 0.5 |\n' "$RATIO"
+printf '| publish→WebSocket | %s | |\n' "$LATENCY"
+printf '| resident memory idle / peak sustained / peak incl. overload | %s / %s / %s MB | idle ≤ 20 MB |\n' \
+  "$(python3 -c "print(round($IDLE_KB/1024,1))")" "$(python3 -c "print(round($PEAK_SUSTAINED_KB/1024,1))")" \
+  "$(python3 -c "print(round($PEAK_KB/1024,1))")"
+printf '| disk bytes written per reading (10 msg/s, %ss) | %s | |\n' "$FIELD_SECONDS" "$BYTES_PER_READING"
+printf '| binary size (x86_64 release, stripped) | %s MB | |\n' "$SIZE_MB"
+printf '| start → healthy | %s ms | |\n' "$STARTUP_MS"

@@ -1,0 +1,51 @@
+//! MQTT topic filter matching (`+` one level, `#` the rest), used to tell which configured
+//! filter a message belongs to and to refuse overlapping filters (a message matching two
+//! filters would be delivered, and stored, twice).
+
+/// True when `topic` matches `filter`.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// True when some topic would match both filters.
+pub fn overlap(a: &str, b: &str) -> bool {
+    let mut x = a.split('/');
+    let mut y = b.split('/');
+    loop {
+        match (x.next(), y.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(p), Some(q)) if p == q => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_and_overlap() {
+        assert!(matches("Prueba", "Prueba"));
+        assert!(!matches("Prueba", "Prueba/x"));
+        assert!(matches("sensores/#", "sensores/a/b"));
+        assert!(matches("sensores/+/t", "sensores/a/t"));
+        assert!(!matches("sensores/+/t", "sensores/a/b"));
+        assert!(overlap("sensores/#", "sensores/a"));
+        assert!(overlap("+/a", "b/+"));
+        assert!(!overlap("Prueba", "sensores/#"));
+        assert!(!overlap("a/+", "a/b/c"));
+    }
+}
