@@ -31,4 +31,33 @@ pub enum Command {
     },
     /// Publish simulated sensor readings to an MQTT broker.
     Simulate(SimulateArgs),
+    /// Manage accounts while the service is stopped.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+/// Account operations.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an approved account (with every permission when --admin is given).
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        email: String,
+        /// Grant every permission, including approving other users.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
 }

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod broker;
 pub mod cli;
 pub mod config;
@@ -18,3 +19,4 @@ pub mod simulate;
 pub mod sitetime;
 pub mod store;
 pub mod topic;
+pub mod useradmin;

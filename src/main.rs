@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use biogestor::cli::{Cli, Command};
+use biogestor::cli::{Cli, Command, UserCommand};
 use biogestor::config::{Config, ValidConfig};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -68,6 +68,39 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
                 Err(e) => {
                     tracing::error!("{e}");
                     eprintln!("biogestor: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::User {
+            action:
+                UserCommand::Add {
+                    username,
+                    password,
+                    email,
+                    admin,
+                    first_name,
+                    last_name,
+                    config,
+                },
+        } => {
+            let c = load(&config)?;
+            let req = biogestor::useradmin::AddUser {
+                username: username.clone(),
+                password,
+                email,
+                first_name: first_name.unwrap_or_default(),
+                last_name: last_name.unwrap_or_default(),
+                admin,
+            };
+            match biogestor::useradmin::add(&c, req) {
+                Ok(id) => {
+                    let role = if admin { "administrator" } else { "user" };
+                    println!("created {role} {username:?} (id {id})");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("biogestor user add: {e}");
                     Err(ExitCode::FAILURE)
                 }
             }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Auth, AuthSetupError};
 use crate::broker::{self, BrokerError};
 use crate::config::ValidConfig;
 use crate::http::{self, AppState};
@@ -30,8 +31,27 @@ pub enum ServeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Forgets revoked refresh tokens once they have expired anyway, hourly.
+fn spawn_revocation_pruner(store: Store) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let s = store.clone();
+            let now = chrono::Utc::now().timestamp();
+            match tokio::task::spawn_blocking(move || s.prune_revoked(now)).await {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(pruned = n, "expired revocations removed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "pruning revoked tokens failed"),
+                _ => {}
+            }
+        }
+    });
 }
 
 /// Runs the appliance until `stop` resolves.
@@ -48,6 +68,15 @@ pub async fn run(
         cfg.timezone,
     )?;
     let active_stage = Arc::new(AtomicU64::new(0));
+    let a = &raw.auth;
+    let auth = Auth::start(
+        &store,
+        &raw.storage.data_dir,
+        &a.jwt_secret,
+        a.access_minutes,
+        a.refresh_days,
+    )?;
+    spawn_revocation_pruner(store.clone());
     let (writer, writer_thread) = writer::spawn(
         store.clone(),
         WriterConfig {
@@ -90,6 +119,7 @@ pub async fn run(
         config: cfg.clone(),
         started,
         active_stage,
+        auth,
         shutdown: shutdown.clone(),
     };
     let app = http::router(state);
@@ -103,6 +133,7 @@ pub async fn run(
     );
 
     let signal = shutdown.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(http_listener, app).with_graceful_shutdown(async move {
         stop.await;
         tracing::info!("shutting down: stopping intake and committing pending readings");

@@ -24,9 +24,7 @@ async fn seeded(n: u64) -> Appliance {
 }
 
 async fn get(app: &Appliance, path: &str) -> (u16, Value) {
-    let resp = reqwest::get(app.url(path)).await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    app.get(path).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,11 +157,13 @@ async fn stats_health_and_ui() {
 async fn a_stalled_websocket_client_slows_nobody() {
     let app = Appliance::start(Options::default());
     // This client upgrades and then never reads a byte.
-    let (stalled, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws/mqtt/", app.http_port))
-            .await
-            .unwrap();
-    let healthy = WsClient::connect(app.http_port).await;
+    let (stalled, _) = tokio_tungstenite::connect_async(format!(
+        "ws://127.0.0.1:{}/ws/mqtt/?token={}",
+        app.http_port, app.token
+    ))
+    .await
+    .unwrap();
+    let healthy = WsClient::connect(&app).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut p = Publisher::sensor(app.mqtt_port, "many").await;
     let n = 20_000u64;

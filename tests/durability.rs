@@ -68,8 +68,8 @@ async fn sigterm_loses_nothing_acknowledged() {
         commit_interval_ms: 5000,
         ..Options::default()
     });
-    let _ws1 = WsClient::connect(app.http_port).await;
-    let _ws2 = WsClient::connect(app.http_port).await;
+    let _ws1 = WsClient::connect(&app).await;
+    let _ws2 = WsClient::connect(&app).await;
     let p = Arc::new(Publisher::sensor(app.mqtt_port, "term").await);
     let stop = Arc::new(AtomicBool::new(false));
     let published = Arc::new(AtomicU64::new(0));

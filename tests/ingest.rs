@@ -24,7 +24,7 @@ async fn five_thousand_with_ws_clients(ws_clients: usize) {
     let app = Appliance::start(Options::default());
     let mut clients = Vec::new();
     for _ in 0..ws_clients {
-        clients.push(WsClient::connect(app.http_port).await);
+        clients.push(WsClient::connect(&app).await);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut publisher = Publisher::sensor(app.mqtt_port, "pub-5000").await;
@@ -89,7 +89,7 @@ async fn qos1_5000_three_websockets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_pub_5000_lines() {
     let app = Appliance::start(Options::default());
-    let ws = WsClient::connect(app.http_port).await;
+    let ws = WsClient::connect(&app).await;
     let mut child = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &app.mqtt_port.to_string()])
         .args([
@@ -152,7 +152,7 @@ async fn bad_payloads_are_counted_and_harmless() {
         max_fields: 64,
         ..Options::default()
     });
-    let ws = WsClient::connect(app.http_port).await;
+    let ws = WsClient::connect(&app).await;
     let mut p = Publisher::sensor(app.mqtt_port, "corpus").await;
     let corpus = bad_corpus();
     let mut sent = 0;

@@ -13,6 +13,7 @@ use super::AppState;
 use super::error::{ApiError, blocking};
 use crate::live::reading_object;
 use crate::sitetime::{parse_rfc3339, rfc3339, today};
+use crate::store::StoreError;
 
 /// Most readings one page may hold.
 const MAX_LIMIT: usize = 10_000;
@@ -122,8 +123,10 @@ async fn readings(
 async fn stats(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.store.clone();
     let tz = store.timezone();
-    let (today_count, reports) =
-        blocking(move || Ok((store.readings_on_day(today(tz))?, store.reports_count()?))).await?;
+    let (today_count, reports) = blocking(move || {
+        Ok::<_, StoreError>((store.readings_on_day(today(tz))?, store.reports_count()?))
+    })
+    .await?;
     let c = st.store.counters();
     let last = c.last_reading_us.load(Ordering::Relaxed);
     Ok(Json(json!({

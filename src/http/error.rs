@@ -1,64 +1,163 @@
-//! The one place where failures become HTTP responses: `{"detail": "..."}` with the status its
-//! name says. Internal errors are logged and never leak details to clients.
+//! The one place where failures become HTTP responses: `{"detail": "..."}` (plus one list of
+//! messages per field for invalid forms) with the status its name says. Internal errors are
+//! logged and never leak details to clients.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::auth::password::PasswordError;
 use crate::store::StoreError;
+use crate::store::users::UserError;
 
 /// Errors a handler can return.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// An invalid form: a message list per field.
+    #[error("invalid fields")]
+    Fields(BTreeMap<String, Vec<String>>),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    TooLarge,
+    #[error("too many attempts")]
+    TooManyRequests { retry_after_s: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The message for a missing or unusable token (as the old system worded it).
+pub const NO_CREDENTIALS: &str = "Las credenciales de autenticación no se proveyeron.";
+/// The message for an expired, forged or revoked token.
+pub const BAD_TOKEN: &str = "Token inválido o expirado.";
+
+impl ApiError {
+    /// One field error.
+    pub fn field(name: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Fields(BTreeMap::from([(name.to_string(), vec![message.into()])]))
+    }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        ApiError::BadRequest(r.body_text())
+        ApiError::BadRequest(format!("Parámetros inválidos: {}", r.body_text()))
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        ApiError::BadRequest(r.body_text())
+        match r {
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::TooLarge
+            }
+            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
+                "El cuerpo debe ser JSON (Content-Type: application/json).".into(),
+            ),
+            other => ApiError::BadRequest(format!("JSON inválido: {}", other.body_text())),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::UsernameTaken => {
+                ApiError::field("username", "Ya existe un usuario con este nombre.")
+            }
+            UserError::EmailTaken => {
+                ApiError::field("email", "Ya existe un usuario con este correo electrónico.")
+            }
+            UserError::NotFound => ApiError::NotFound("Usuario no encontrado.".into()),
+            UserError::LastApprover => ApiError::BadRequest(
+                "No se puede quitar AprobarUsuarios al último usuario que lo tiene.".into(),
+            ),
+            UserError::Store(s) => ApiError::Store(s),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy => ApiError::TooManyRequests { retry_after_s: 5 },
+            PasswordError::Hash(m) => ApiError::Internal(m),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, detail) = match &self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.clone()),
-            ApiError::Store(_) | ApiError::Join(_) => {
+        let (status, body) = match &self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "detail": m })),
+            ApiError::Fields(fields) => {
+                let mut body = serde_json::Map::new();
+                body.insert(
+                    "detail".into(),
+                    Value::from("Revisa los datos del formulario."),
+                );
+                for (k, v) in fields {
+                    body.insert(k.clone(), json!(v));
+                }
+                (StatusCode::BAD_REQUEST, Value::Object(body))
+            }
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({ "detail": m })),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "detail": m })),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "detail": m })),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({ "detail": m })),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "detail": "El cuerpo de la petición es demasiado grande." }),
+            ),
+            ApiError::TooManyRequests { retry_after_s } => {
+                let mut resp = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({
+                        "detail": format!("Demasiados intentos. Intenta de nuevo en {retry_after_s} s.")
+                    })),
+                )
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "detail": m })),
+            ApiError::Store(_) | ApiError::Join(_) | ApiError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "Error interno del servidor".to_string(),
+                    json!({ "detail": "Error interno del servidor." }),
                 )
             }
         };
-        (status, Json(json!({ "detail": detail }))).into_response()
+        (status, Json(body)).into_response()
     }
 }
 
 /// Runs blocking store work off the async executor.
-pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub async fn blocking<T, F, E>(f: F) -> Result<T, ApiError>
 where
-    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
 {
-    Ok(tokio::task::spawn_blocking(f).await??)
+    tokio::task::spawn_blocking(f).await?.map_err(Into::into)
 }

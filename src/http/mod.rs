@@ -1,9 +1,11 @@
 //! HTTP surface: REST API, WebSocket live feed, health and the bundled UI. The router is built
 //! apart from serving it so tests and the server share it.
 
+mod accounts;
 mod assets;
 mod dashboard;
 pub mod error;
+pub mod guard;
 mod health;
 mod ws;
 
@@ -16,9 +18,11 @@ use axum::extract::DefaultBodyLimit;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 
+use crate::auth::Auth;
 use crate::config::ValidConfig;
 use crate::live::LiveHub;
 use crate::store::Store;
+use crate::store::users::Permission;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -28,6 +32,7 @@ pub struct AppState {
     pub config: Arc<ValidConfig>,
     pub started: Instant,
     pub active_stage: Arc<AtomicU64>,
+    pub auth: Auth,
     /// Cancelled at shutdown so WebSocket tasks end (axum's graceful shutdown does not wait
     /// for upgraded connections).
     pub shutdown: CancellationToken,
@@ -36,10 +41,15 @@ pub struct AppState {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.raw.http.max_body_bytes as usize;
+    let dashboard = dashboard::router().merge(ws::router());
     Router::new()
         .merge(health::router())
-        .merge(dashboard::router())
-        .merge(ws::router())
+        .merge(accounts::router(&state))
+        .merge(guard::protect(
+            dashboard,
+            &state,
+            Some(Permission::VerDashboard),
+        ))
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new())

@@ -5,6 +5,7 @@ mod codec;
 pub mod daily;
 mod queries;
 mod tables;
+pub mod users;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

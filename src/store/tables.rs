@@ -18,6 +18,18 @@ pub const METERS: TableDefinition<&str, &[u8]> = TableDefinition::new("meters");
 /// Report id → postcard report record (written by the reports module).
 pub const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
 
+/// User id → postcard [`super::users::User`].
+pub const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+
+/// Lower-cased user name → user id.
+pub const USERS_BY_NAME: TableDefinition<&str, u64> = TableDefinition::new("users_by_name");
+
+/// Lower-cased e-mail → user id.
+pub const USERS_BY_EMAIL: TableDefinition<&str, u64> = TableDefinition::new("users_by_email");
+
+/// Revoked refresh-token id → its expiry (s since the epoch), pruned once expired.
+pub const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
+
 /// Names of the rows of [`META`].
 pub mod meta_key {
     pub const SCHEMA: &str = "schema_version";
@@ -34,5 +46,9 @@ pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(DAILY)?;
     txn.open_table(METERS)?;
     txn.open_table(REPORTS)?;
+    txn.open_table(USERS)?;
+    txn.open_table(USERS_BY_NAME)?;
+    txn.open_table(USERS_BY_EMAIL)?;
+    txn.open_table(REVOKED)?;
     Ok(())
 }

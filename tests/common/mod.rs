@@ -17,6 +17,8 @@ use tempfile::TempDir;
 pub const BIN: &str = env!("CARGO_BIN_EXE_biogestor");
 pub const MQTT_USER: &str = "sensor";
 pub const MQTT_PASS: &str = "clave-de-prueba";
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASS: &str = "Vacas-Pintas-2026";
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -56,6 +58,8 @@ pub struct Appliance {
     pub http_port: u16,
     pub mqtt_port: u16,
     pub config_path: PathBuf,
+    /// Access token of the administrator created before the first start.
+    pub token: String,
     child: Option<Child>,
 }
 
@@ -93,15 +97,70 @@ timezone = "{tz}"
             extra = opts.extra_toml,
         );
         std::fs::write(&config_path, config).expect("write config");
+        let (status, out) = run_bin(
+            &[
+                "user",
+                "add",
+                "--username",
+                ADMIN_USER,
+                "--password",
+                ADMIN_PASS,
+                "--email",
+                "admin@finca.test",
+                "--admin",
+                "--config",
+                config_path.to_str().expect("path"),
+            ],
+            &[],
+            dir.path(),
+        );
+        assert!(status.success(), "user add: {out}");
         let mut app = Appliance {
             dir,
             http_port,
             mqtt_port,
             config_path,
+            token: String::new(),
             child: None,
         };
         app.restart();
+        app.token = app.login_blocking(ADMIN_USER, ADMIN_PASS);
         app
+    }
+
+    /// Logs in over plain HTTP (usable from sync code) and returns the access token.
+    pub fn login_blocking(&self, user: &str, pass: &str) -> String {
+        let body = serde_json::json!({"username": user, "password": pass}).to_string();
+        let (status, text) = http_request(
+            self.http_port,
+            "POST",
+            "/api/iniciar-sesion/",
+            None,
+            Some(&body),
+        );
+        assert_eq!(status, 200, "login {user}: {text}");
+        let v: Value = serde_json::from_str(&text).expect("login json");
+        v["access"].as_str().expect("access token").to_string()
+    }
+
+    /// An HTTP client that sends the administrator's token.
+    pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.token).parse().expect("header"),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client")
+    }
+
+    /// GET with the administrator's token: (status, JSON body or Null).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self.client().get(self.url(path)).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Starts the binary again on the same ports and data folder.
@@ -185,9 +244,9 @@ timezone = "{tz}"
 
     /// GET a JSON document.
     pub async fn get_json(&self, path: &str) -> Value {
-        let resp = reqwest::get(self.url(path)).await.expect("GET");
-        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        resp.json().await.expect("json")
+        let (status, body) = self.get(path).await;
+        assert!((200..300).contains(&status), "GET {path}: {status} {body}");
+        body
     }
 
     /// `/api/dashboard/stats/`.
@@ -237,17 +296,53 @@ impl Drop for Appliance {
 
 /// Status of a plain HTTP GET (no client library, usable from sync code).
 pub fn http_get_status(port: u16, path: &str) -> Option<u16> {
+    let (status, _) = try_http_request(port, "GET", path, None, None)?;
+    Some(status)
+}
+
+/// A plain HTTP/1.1 request: (status, body). Panics when the server does not answer.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> (u16, String) {
+    try_http_request(port, method, path, token, json).expect("HTTP request")
+}
+
+fn try_http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = json.unwrap_or("");
+    if json.is_some() {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
 }
 
 /// A connected MQTT client whose event loop runs in the background, counting PUBACKs.
@@ -330,8 +425,11 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    pub async fn connect(http_port: u16) -> WsClient {
-        let url = format!("ws://127.0.0.1:{http_port}/ws/mqtt/");
+    pub async fn connect(app: &Appliance) -> WsClient {
+        let url = format!(
+            "ws://127.0.0.1:{}/ws/mqtt/?token={}",
+            app.http_port, app.token
+        );
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("ws connect");

@@ -1,0 +1,142 @@
+//! Accounts, sessions and permissions: password hashing, token signing, failed-login limits
+//! and the one-time setup code that creates the first administrator.
+
+pub mod password;
+pub mod ratelimit;
+pub mod rules;
+pub mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::store::{Store, StoreError};
+
+pub use password::Hasher;
+pub use ratelimit::FailureLimiter;
+pub use tokens::{Claims, Keys, TokenError, TokenType};
+
+/// File (in `data_dir`) holding the first-run setup code until it is used.
+pub const SETUP_CODE_FILE: &str = "setup-code";
+
+/// Everything the HTTP layer needs to authenticate requests (cheap to clone).
+#[derive(Clone)]
+pub struct Auth {
+    pub keys: Keys,
+    pub hasher: Hasher,
+    pub by_user: Arc<FailureLimiter>,
+    pub by_addr: Arc<FailureLimiter>,
+    setup: Arc<Mutex<Option<String>>>,
+    data_dir: PathBuf,
+}
+
+/// Errors preparing authentication at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the setup code {path}: {source}")]
+    SetupFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Auth {
+    /// Loads (or creates) the signing secret, checks the JWT library works, and when the store
+    /// has no account yet prepares the one-time setup code.
+    pub fn start(
+        store: &Store,
+        data_dir: &Path,
+        secret: &str,
+        access_minutes: u64,
+        refresh_days: u64,
+    ) -> Result<Auth, AuthSetupError> {
+        let keys = Keys::new(
+            &tokens::load_secret(secret, data_dir)?,
+            access_minutes,
+            refresh_days,
+        );
+        keys.self_test()?;
+        let setup = if store.user_count()? == 0 {
+            Some(Self::setup_code(data_dir)?)
+        } else {
+            let _ = std::fs::remove_file(data_dir.join(SETUP_CODE_FILE));
+            None
+        };
+        Ok(Auth {
+            keys,
+            hasher: Hasher::default(),
+            by_user: Arc::default(),
+            by_addr: Arc::default(),
+            setup: Arc::new(Mutex::new(setup)),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// Reads the pending setup code or creates one (mode 0600), and logs it.
+    fn setup_code(data_dir: &Path) -> Result<String, AuthSetupError> {
+        let path = data_dir.join(SETUP_CODE_FILE);
+        let code = match std::fs::read_to_string(&path) {
+            Ok(c) if c.trim().len() >= 8 => c.trim().to_string(),
+            _ => {
+                let raw = tokens::random_token(12).to_uppercase();
+                let code = format!("{}-{}-{}", &raw[..4], &raw[4..8], &raw[8..]);
+                tokens::write_private(&path, format!("{code}\n").as_bytes()).map_err(|source| {
+                    AuthSetupError::SetupFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                code
+            }
+        };
+        tracing::warn!(
+            setup_code = %code,
+            file = %path.display(),
+            "no accounts yet: register in the web interface with this one-time setup code to \
+             become the administrator"
+        );
+        Ok(code)
+    }
+
+    /// Takes the pending setup code if `code` matches it (constant-time comparison), so two
+    /// registrations cannot both use it. Give it back with [`Auth::restore_setup_code`] if the
+    /// account could not be created, or finish with [`Auth::setup_code_used`].
+    pub fn claim_setup_code(&self, code: &str) -> bool {
+        let Ok(mut guard) = self.setup.lock() else {
+            return false;
+        };
+        let code = code.trim();
+        let matches = guard.as_deref().is_some_and(|c| {
+            c.len() == code.len()
+                && c.bytes()
+                    .zip(code.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        });
+        if matches {
+            *guard = None;
+        }
+        matches
+    }
+
+    /// Puts a claimed setup code back (the registration failed).
+    pub fn restore_setup_code(&self, code: &str) {
+        if let Ok(mut guard) = self.setup.lock() {
+            *guard = Some(code.trim().to_string());
+        }
+    }
+
+    /// Deletes the setup-code file once the administrator exists.
+    pub fn setup_code_used(&self) {
+        let _ = std::fs::remove_file(self.data_dir.join(SETUP_CODE_FILE));
+        tracing::info!("administrator created with the setup code; the code is no longer valid");
+    }
+
+    /// Whether a setup code is waiting to be used.
+    pub fn setup_pending(&self) -> bool {
+        self.setup.lock().is_ok_and(|g| g.is_some())
+    }
+}

@@ -1,0 +1,472 @@
+//! Accounts and sessions: registration, login, token refresh with rotation, logout, and the
+//! administration of approvals and permissions. Paths and field names are the old system's.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, BAD_TOKEN, blocking};
+use super::guard::{CurrentUser, protect};
+use crate::auth::{TokenType, rules};
+use crate::store::users::{NewUser, Permission, User};
+
+/// Permissions a user gets when approved without an explicit list.
+const DEFAULT_ON_APPROVAL: [Permission; 2] = [Permission::VerDashboard, Permission::VerReportes];
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let open = Router::new()
+        .route("/api/crear-usuario/", post(register))
+        .route("/api/iniciar-sesion/", post(login))
+        .route("/api/refrescar-token/", post(refresh))
+        .route("/api/cerrar-sesion/", post(logout));
+    let any_user = Router::new().route("/api/usuario/actual/", get(current));
+    let admin = Router::new()
+        .route("/api/usuarios/", get(approved_users))
+        .route("/api/usuarios/pendientes/", get(pending_users))
+        .route("/api/usuario/{id}/aprobar/", post(approve))
+        .route("/api/usuarios/{id}/ver-permisos/", get(permissions))
+        .route(
+            "/api/usuarios/{id}/cambiar-permisos/",
+            post(change_permissions),
+        );
+    open.merge(protect(any_user, state, None)).merge(protect(
+        admin,
+        state,
+        Some(Permission::AprobarUsuarios),
+    ))
+}
+
+/// A user as the API shows it (never the password hash).
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "username": u.username,
+        "email": u.email,
+        "first_name": u.first_name,
+        "last_name": u.last_name,
+        "perfil": { "aprobado": u.approved },
+        "permisos": u.permission_names(),
+    })
+}
+
+fn body(b: Result<Json<Value>, JsonRejection>) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match b?.0 {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::BadRequest(
+            "El cuerpo debe ser un objeto JSON.".into(),
+        )),
+    }
+}
+
+/// Reads a string field; `None` when absent or empty, an error when of another type.
+fn text(
+    m: &serde_json::Map<String, Value>,
+    name: &str,
+    errors: &mut BTreeMap<String, Vec<String>>,
+) -> Option<String> {
+    match m.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errors
+                .entry(name.into())
+                .or_default()
+                .push("Debe ser un texto.".into());
+            None
+        }
+    }
+}
+
+fn required(
+    m: &serde_json::Map<String, Value>,
+    name: &str,
+    errors: &mut BTreeMap<String, Vec<String>>,
+) -> String {
+    let v = text(m, name, errors);
+    if v.is_none() && !errors.contains_key(name) {
+        errors
+            .entry(name.into())
+            .or_default()
+            .push("Este campo es requerido.".into());
+    }
+    v.unwrap_or_default()
+}
+
+fn valid_username(u: &str) -> bool {
+    !u.is_empty()
+        && u.chars().count() <= 150
+        && u.chars()
+            .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && e.len() <= 254
+        && !e.chars().any(char::is_whitespace)
+}
+
+async fn register(
+    State(st): State<AppState>,
+    b: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let m = body(b)?;
+    let mut errors = BTreeMap::new();
+    let username = required(&m, "username", &mut errors).trim().to_string();
+    let email = required(&m, "email", &mut errors).trim().to_string();
+    let password = required(&m, "password", &mut errors);
+    let password2 = required(&m, "password2", &mut errors);
+    let first_name = text(&m, "first_name", &mut errors).unwrap_or_default();
+    let last_name = text(&m, "last_name", &mut errors).unwrap_or_default();
+    let setup_code = text(&m, "setup_code", &mut errors);
+    if !username.is_empty() && !valid_username(&username) {
+        errors.entry("username".into()).or_default().push(
+            "Usa como máximo 150 letras, dígitos o los signos @ . + - _ (sin espacios).".into(),
+        );
+    }
+    if !email.is_empty() && !valid_email(&email) {
+        errors
+            .entry("email".into())
+            .or_default()
+            .push("Introduce un correo electrónico válido.".into());
+    }
+    for (name, value) in [("first_name", &first_name), ("last_name", &last_name)] {
+        if value.chars().count() > 150 {
+            errors
+                .entry(name.into())
+                .or_default()
+                .push("Como máximo 150 caracteres.".into());
+        }
+    }
+    if !password.is_empty() && !password2.is_empty() && password != password2 {
+        errors
+            .entry("password2".into())
+            .or_default()
+            .push("Las contraseñas no coinciden.".into());
+    }
+    if !password.is_empty() {
+        let broken = rules::check(&password, &[&username, &email, &first_name, &last_name]);
+        if !broken.is_empty() {
+            errors.entry("password".into()).or_default().extend(broken);
+        }
+    }
+    if let Some(code) = &setup_code
+        && !st.auth.setup_pending()
+    {
+        let _ = code;
+        errors.entry("setup_code".into()).or_default().push(
+            "No hay un código de configuración pendiente: el administrador ya existe.".into(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Fields(errors));
+    }
+    let admin = match &setup_code {
+        Some(code) if st.auth.claim_setup_code(code) => true,
+        Some(_) => {
+            return Err(ApiError::field(
+                "setup_code",
+                "El código de configuración no es válido.",
+            ));
+        }
+        None => false,
+    };
+    let hash = match st.auth.hasher.hash(password).await {
+        Ok(h) => h,
+        Err(e) => {
+            if let (true, Some(code)) = (admin, &setup_code) {
+                st.auth.restore_setup_code(code);
+            }
+            return Err(e.into());
+        }
+    };
+    let store = st.store.clone();
+    let new = NewUser {
+        username,
+        email,
+        first_name,
+        last_name,
+        password_hash: hash,
+        approved: admin,
+        permissions: if admin { Permission::all_bits() } else { 0 },
+    };
+    let created = blocking(move || store.create_user(new)).await;
+    let user = match created {
+        Ok(u) => u,
+        Err(e) => {
+            if let (true, Some(code)) = (admin, &setup_code) {
+                st.auth.restore_setup_code(code);
+            }
+            return Err(e);
+        }
+    };
+    let mensaje = if admin {
+        st.auth.setup_code_used();
+        "Administrador creado. Ya puedes iniciar sesión."
+    } else {
+        "Usuario registrado. Tu cuenta está pendiente de aprobación por un administrador."
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "mensaje": mensaje, "usuario": user_json(&user) })),
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+const BAD_CREDENTIALS: &str = "Usuario o contraseña incorrectos.";
+
+async fn login(
+    State(st): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    b: Result<Json<LoginBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(b) = b?;
+    let user_key = b.username.trim().to_lowercase();
+    let addr_key = addr.ip().to_string();
+    let locked = st
+        .auth
+        .by_user
+        .locked(&user_key)
+        .max(st.auth.by_addr.locked(&addr_key));
+    if let Some(wait) = locked {
+        return Err(ApiError::TooManyRequests {
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
+    let store = st.store.clone();
+    let name = b.username.trim().to_string();
+    let user = blocking(move || store.user_by_name(&name)).await?;
+    let ok = st
+        .auth
+        .hasher
+        .verify(b.password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            st.auth.by_user.fail(&user_key);
+            st.auth.by_addr.fail(&addr_key);
+            tracing::info!(user = %user_key, client = %addr_key, "login failed");
+            return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
+        }
+    };
+    if !user.approved {
+        return Err(ApiError::Forbidden(
+            "Tu cuenta está pendiente de aprobación.".into(),
+        ));
+    }
+    let (access, _) = st
+        .auth
+        .keys
+        .issue(user.id, TokenType::Access)
+        .map_err(internal)?;
+    let (refresh, _) = st
+        .auth
+        .keys
+        .issue(user.id, TokenType::Refresh)
+        .map_err(internal)?;
+    Ok(Json(
+        json!({ "access": access, "refresh": refresh, "user": user_json(&user) }),
+    ))
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh: Option<String>,
+    refresh_token: Option<String>,
+}
+
+impl RefreshBody {
+    fn token(self) -> Result<String, ApiError> {
+        self.refresh
+            .or(self.refresh_token)
+            .ok_or_else(|| ApiError::field("refresh", "Este campo es requerido."))
+    }
+}
+
+async fn refresh(
+    State(st): State<AppState>,
+    b: Result<Json<RefreshBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let token = b?.0.token()?;
+    let claims = st
+        .auth
+        .keys
+        .verify(&token, TokenType::Refresh)
+        .map_err(|_| ApiError::Unauthorized(BAD_TOKEN.into()))?;
+    let store = st.store.clone();
+    let (jti, exp, sub) = (claims.jti.clone(), claims.exp, claims.sub);
+    let (fresh, user) =
+        blocking(move || Ok::<_, ApiError>((store.revoke_if_active(&jti, exp)?, store.user(sub)?)))
+            .await?;
+    let user = match (fresh, user) {
+        (true, Some(u)) if u.approved => u,
+        _ => return Err(ApiError::Unauthorized(BAD_TOKEN.into())),
+    };
+    let (access, _) = st
+        .auth
+        .keys
+        .issue(user.id, TokenType::Access)
+        .map_err(internal)?;
+    let (refresh, _) = st
+        .auth
+        .keys
+        .issue(user.id, TokenType::Refresh)
+        .map_err(internal)?;
+    Ok(Json(json!({ "access": access, "refresh": refresh })))
+}
+
+async fn logout(
+    State(st): State<AppState>,
+    b: Result<Json<RefreshBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let token = b?.0.token()?;
+    let claims = st
+        .auth
+        .keys
+        .verify(&token, TokenType::Refresh)
+        .map_err(|_| ApiError::Unauthorized(BAD_TOKEN.into()))?;
+    let store = st.store.clone();
+    blocking(move || store.revoke_token(&claims.jti, claims.exp)).await?;
+    Ok(Json(json!({ "mensaje": "Sesión cerrada." })))
+}
+
+async fn current(Extension(CurrentUser(u)): Extension<CurrentUser>) -> Json<Value> {
+    Json(user_json(&u))
+}
+
+async fn all_users(st: &AppState) -> Result<Vec<User>, ApiError> {
+    let store = st.store.clone();
+    blocking(move || store.users()).await
+}
+
+async fn approved_users(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let users: Vec<Value> = all_users(&st)
+        .await?
+        .iter()
+        .filter(|u| u.approved)
+        .map(user_json)
+        .collect();
+    Ok(Json(json!({ "total": users.len(), "usuarios": users })))
+}
+
+async fn pending_users(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let users: Vec<Value> = all_users(&st)
+        .await?
+        .iter()
+        .filter(|u| !u.approved)
+        .map(user_json)
+        .collect();
+    Ok(Json(
+        json!({ "total_pendientes": users.len(), "usuarios": users }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+struct PermissionsBody {
+    permisos: Option<Vec<String>>,
+}
+
+fn parse_permissions(names: &[String]) -> Result<u32, ApiError> {
+    let mut bits = 0;
+    let mut unknown = Vec::new();
+    for n in names {
+        match Permission::from_name(n) {
+            Some(p) => bits |= p as u32,
+            None => unknown.push(n.clone()),
+        }
+    }
+    if unknown.is_empty() {
+        Ok(bits)
+    } else {
+        let valid: Vec<_> = Permission::ALL.iter().map(|p| p.name()).collect();
+        Err(ApiError::field(
+            "permisos",
+            format!(
+                "Permisos desconocidos: {}. Válidos: {}.",
+                unknown.join(", "),
+                valid.join(", ")
+            ),
+        ))
+    }
+}
+
+async fn approve(
+    State(st): State<AppState>,
+    Path(id): Path<u64>,
+    b: Option<Json<PermissionsBody>>,
+) -> Result<Json<Value>, ApiError> {
+    let requested = b.and_then(|Json(b)| b.permisos);
+    let bits = match &requested {
+        Some(names) => parse_permissions(names)?,
+        None => DEFAULT_ON_APPROVAL.iter().fold(0, |acc, p| acc | *p as u32),
+    };
+    let store = st.store.clone();
+    let user = blocking(move || {
+        store.update_user(id, |u| {
+            if !u.approved {
+                u.permissions |= bits;
+            }
+            u.approved = true;
+        })
+    })
+    .await?;
+    Ok(Json(
+        json!({ "mensaje": format!("Usuario {} aprobado.", user.username), "usuario": user_json(&user) }),
+    ))
+}
+
+async fn permissions(
+    State(st): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.store.clone();
+    let user = blocking(move || store.user(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Usuario no encontrado.".into()))?;
+    Ok(Json(json!({
+        "usuario_id": user.id,
+        "username": user.username,
+        "permisos": user.permission_names(),
+        "disponibles": Permission::ALL.iter().map(|p| p.name()).collect::<Vec<_>>(),
+    })))
+}
+
+async fn change_permissions(
+    State(st): State<AppState>,
+    Path(id): Path<u64>,
+    b: Result<Json<PermissionsBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let names =
+        b?.0.permisos
+            .ok_or_else(|| ApiError::field("permisos", "Este campo es requerido."))?;
+    let bits = parse_permissions(&names)?;
+    let store = st.store.clone();
+    let user = blocking(move || store.update_user(id, |u| u.permissions = bits)).await?;
+    Ok(Json(
+        json!({ "mensaje": "Permisos actualizados.", "usuario": user_json(&user) }),
+    ))
+}

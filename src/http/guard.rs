@@ -1,0 +1,95 @@
+//! Access control: every protected route group is wrapped with [`protect`], which requires a
+//! valid access token (`Authorization: Bearer`, or `?token=` for the WebSocket and report
+//! downloads, which browsers cannot send headers with), an existing approved account, and the
+//! group's permission. No token or a bad one → 401; a valid token without the permission →
+//! 403. The account is read on each request, so approvals and permission changes apply at once.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::{ApiError, BAD_TOKEN, NO_CREDENTIALS, blocking};
+use crate::auth::TokenType;
+use crate::store::users::{Permission, User};
+
+/// The authenticated account, available to handlers as `Extension<CurrentUser>`.
+#[derive(Clone, Debug)]
+pub struct CurrentUser(pub User);
+
+/// Paths where the token may travel in the query string.
+fn query_token_allowed(path: &str) -> bool {
+    path.starts_with("/ws/") || path.starts_with("/api/dashboard/report/download/")
+}
+
+fn token_of(req: &Request) -> Option<String> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION)
+        && let Ok(text) = value.to_str()
+    {
+        let mut parts = text.splitn(2, ' ');
+        if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            return Some(token.trim().to_string());
+        }
+        return None;
+    }
+    if query_token_allowed(req.uri().path()) {
+        return req.uri().query().and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "token")
+                .map(|(_, v)| v.to_string())
+        });
+    }
+    None
+}
+
+/// Resolves a request's token to an approved account.
+pub async fn authenticate(st: &AppState, token: Option<String>) -> Result<User, ApiError> {
+    let token = token.ok_or_else(|| ApiError::Unauthorized(NO_CREDENTIALS.into()))?;
+    let claims = st
+        .auth
+        .keys
+        .verify(&token, TokenType::Access)
+        .map_err(|_| ApiError::Unauthorized(BAD_TOKEN.into()))?;
+    let store = st.store.clone();
+    let user = blocking(move || store.user(claims.sub)).await?;
+    match user {
+        Some(u) if u.approved => Ok(u),
+        _ => Err(ApiError::Unauthorized(BAD_TOKEN.into())),
+    }
+}
+
+async fn check(st: AppState, need: Option<Permission>, mut req: Request, next: Next) -> Response {
+    let token = token_of(&req);
+    let user = match authenticate(&st, token).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(p) = need
+        && !user.has(p)
+    {
+        return ApiError::Forbidden(format!(
+            "No tienes permiso para realizar esta acción (requiere {}).",
+            p.name()
+        ))
+        .into_response();
+    }
+    req.extensions_mut().insert(CurrentUser(user));
+    next.run(req).await
+}
+
+/// Wraps every route of `routes` with the token check and, if given, the permission.
+pub fn protect(
+    routes: Router<AppState>,
+    state: &AppState,
+    need: Option<Permission>,
+) -> Router<AppState> {
+    routes.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        move |State(st): State<AppState>, req: Request, next: Next| check(st, need, req, next),
+    ))
+}
