@@ -30,7 +30,7 @@ pub struct IngestDeps {
     pub writer: WriterHandle,
     pub live: LiveHub,
     pub limits: Limits,
-    pub active_stage: Arc<AtomicU64>,
+    pub store: crate::store::Store,
     pub counters: Arc<Counters>,
 }
 
@@ -217,7 +217,7 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
                         }
                     }
                 }
-                let stage = deps.active_stage.load(Ordering::Relaxed);
+                let stage = deps.store.active_stage_id();
                 deps.live.publish(stage, ts_us, &reading);
                 if deps
                     .writer

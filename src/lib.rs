@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod live;
 pub mod model;
 pub mod payload;
+pub mod production;
 pub mod reading;
 pub mod serve;
 pub mod simulate;

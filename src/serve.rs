@@ -3,7 +3,6 @@
 //! the broker acknowledged), then the pending batch is committed and the store closed last.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use tokio::net::TcpListener;
@@ -67,7 +66,6 @@ pub async fn run(
         raw.storage.cache_size_mb,
         cfg.timezone,
     )?;
-    let active_stage = Arc::new(AtomicU64::new(0));
     let a = &raw.auth;
     let auth = Auth::start(
         &store,
@@ -107,7 +105,7 @@ pub async fn run(
                 max_bytes: raw.mqtt.max_payload_bytes as usize,
                 max_fields: raw.mqtt.max_fields as usize,
             },
-            active_stage: active_stage.clone(),
+            store: store.clone(),
             counters: store.counters().clone(),
         },
     )?;
@@ -118,7 +116,6 @@ pub async fn run(
         live,
         config: cfg.clone(),
         started,
-        active_stage,
         auth,
         shutdown: shutdown.clone(),
     };

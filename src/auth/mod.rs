@@ -9,6 +9,7 @@ pub mod tokens;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::store::users::Permission;
 use crate::store::{Store, StoreError};
 
 pub use password::Hasher;
@@ -44,8 +45,9 @@ pub enum AuthSetupError {
 }
 
 impl Auth {
-    /// Loads (or creates) the signing secret, checks the JWT library works, and when the store
-    /// has no account yet prepares the one-time setup code.
+    /// Loads (or creates) the signing secret, checks the JWT library works, and while no
+    /// approved account may approve users prepares the one-time setup code (accounts
+    /// registered before that stay pending, and nobody could approve them otherwise).
     pub fn start(
         store: &Store,
         data_dir: &Path,
@@ -59,7 +61,11 @@ impl Auth {
             refresh_days,
         );
         keys.self_test()?;
-        let setup = if store.user_count()? == 0 {
+        let has_approver = store
+            .users()?
+            .iter()
+            .any(|u| u.approved && u.has(Permission::AprobarUsuarios));
+        let setup = if !has_approver {
             Some(Self::setup_code(data_dir)?)
         } else {
             let _ = std::fs::remove_file(data_dir.join(SETUP_CODE_FILE));
@@ -95,7 +101,7 @@ impl Auth {
         tracing::warn!(
             setup_code = %code,
             file = %path.display(),
-            "no accounts yet: register in the web interface with this one-time setup code to \
+            "no administrator yet: register in the web interface with this one-time setup code to \
              become the administrator"
         );
         Ok(code)

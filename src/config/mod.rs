@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{MaterialParams, default_materials};
 pub use validate::ValidConfig;
 
 /// Why a configuration could not be used; every variant names the key and what is allowed.
@@ -38,7 +39,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration as written in `config.toml`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub http: HttpConfig,
@@ -47,6 +48,47 @@ pub struct Config {
     pub site: SiteConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    /// `[materials.<name>]`: kinetic parameters per material type; the built-in defaults
+    /// (with their sources) are completed or overridden key by key from the file.
+    pub materials: BTreeMap<String, MaterialParams>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            mqtt: MqttConfig::default(),
+            storage: StorageConfig::default(),
+            site: SiteConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+            materials: default_materials(),
+        }
+    }
+}
+
+/// Fills each built-in material's keys that the file leaves out, so a file may override a
+/// single parameter (`[materials.bovino] b0_m3_ch4_per_kg_vs = 0.13`).
+fn merge_default_materials(table: &mut toml::Table) -> Result<(), String> {
+    let defaults = toml::Table::try_from(default_materials()).map_err(|e| e.to_string())?;
+    let materials = table
+        .entry("materials")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .ok_or("`materials` must be a section")?;
+    for (name, params) in defaults {
+        let entry = materials
+            .entry(name.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or(format!("`materials.{name}` must be a section"))?;
+        if let toml::Value::Table(params) = params {
+            for (k, v) in params {
+                entry.entry(k).or_insert(v);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `[http]`: where the API, WebSocket and UI listen.
@@ -233,9 +275,17 @@ impl Config {
             path: origin.to_path_buf(),
             message,
         };
-        // First pass with spans, so unknown keys and wrong types in the file point at a line.
-        let _: Config = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        // First pass with spans, so unknown keys and wrong types in the file point at a line
+        // (materials are checked after their defaults are merged in).
+        let _: Config = toml::from_str(text).or_else(|e| {
+            if e.message().contains("missing field") {
+                Ok(Config::default())
+            } else {
+                Err(parse_err(e.to_string()))
+            }
+        })?;
         let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        merge_default_materials(&mut table).map_err(parse_err)?;
         let overridden = env::apply_overrides(&mut table, vars)?;
         let config: Config = table.try_into().map_err(|e: toml::de::Error| {
             let message = e.to_string();

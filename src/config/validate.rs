@@ -196,6 +196,32 @@ impl Config {
                 allowed: "at least 16 characters, or empty to allow only administrators".into(),
             });
         }
+        if self.materials.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "materials".into(),
+                value: "{}".into(),
+                allowed: "at least one material".into(),
+            });
+        }
+        for (name, params) in &self.materials {
+            let good_name = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !good_name {
+                return Err(ConfigError::Invalid {
+                    key: format!("materials.{name}"),
+                    value: name.clone(),
+                    allowed: "a name of up to 32 lower-case letters, digits or _".into(),
+                });
+            }
+            params.validate().map_err(|e| ConfigError::Invalid {
+                key: format!("materials.{name}"),
+                value: "(section)".into(),
+                allowed: e,
+            })?;
+        }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log.level.as_str()) {
             return Err(ConfigError::Invalid {
                 key: "log.level".into(),
@@ -299,9 +325,47 @@ mod tests {
     }
 
     #[test]
+    fn materials_override_key_by_key() {
+        let c = load(
+            "[mqtt]\nallow_anonymous = true\n[materials.bovino]\nb0_m3_ch4_per_kg_vs = 0.13\n\
+             [materials.ovino]\nvs_ts = 0.8\nb0_m3_ch4_per_kg_vs = 0.2\nmethane_fraction = 0.6\n\
+             lag_days = 2\nk_per_day = 0.05\nsource = \"ensayo propio\"\n",
+            &[("BIOGESTOR_MATERIALS__PORCINO__LAG_DAYS", "3")],
+        )
+        .unwrap();
+        let m = &c.raw.materials;
+        assert_eq!(m["bovino"].b0_m3_ch4_per_kg_vs, 0.13);
+        assert_eq!(
+            m["bovino"].vs_ts,
+            crate::model::default_materials()["bovino"].vs_ts
+        );
+        assert_eq!(m["ovino"].source, "ensayo propio");
+        assert_eq!(m["porcino"].lag_days, 3.0);
+        let e = load(
+            "[mqtt]\nallow_anonymous = true\n[materials.bovino]\nvs_ts = 7\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("materials.bovino") && e.contains("vs_ts"), "{e}");
+        let e = load(
+            "[mqtt]\nallow_anonymous = true\n[materials.nuevo]\nvs_ts = 0.5\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("missing field"), "{e}");
+    }
+
+    #[test]
     fn repository_config_is_valid() {
         let text = include_str!("../../config.toml");
         let c = load(text, &[]).unwrap();
+        assert_eq!(
+            c.raw.materials,
+            crate::model::default_materials(),
+            "config.toml lists the built-in defaults"
+        );
         assert_eq!(c.raw.mqtt.topics, vec!["Prueba"]);
         assert_eq!(c.commit_interval, Duration::from_millis(1000));
     }

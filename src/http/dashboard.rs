@@ -130,7 +130,7 @@ async fn stats(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let c = st.store.counters();
     let last = c.last_reading_us.load(Ordering::Relaxed);
     Ok(Json(json!({
-        "etapas_activas": u64::from(st.active_stage.load(Ordering::Relaxed) != 0),
+        "etapas_activas": u64::from(st.store.active_stage_id() != 0),
         "reportes_generados": reports,
         "lecturas_hoy": today_count,
         "lecturas_total": c.readings_total.load(Ordering::Relaxed),

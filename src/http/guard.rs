@@ -72,14 +72,17 @@ async fn check(st: AppState, need: Option<Permission>, mut req: Request, next: N
     if let Some(p) = need
         && !user.has(p)
     {
-        return ApiError::Forbidden(format!(
-            "No tienes permiso para realizar esta acción (requiere {}).",
-            p.name()
-        ))
-        .into_response();
+        return forbidden(p).into_response();
     }
     req.extensions_mut().insert(CurrentUser(user));
     next.run(req).await
+}
+
+fn forbidden(p: Permission) -> ApiError {
+    ApiError::Forbidden(format!(
+        "No tienes permiso para realizar esta acción (requiere {}).",
+        p.name()
+    ))
 }
 
 /// Wraps every route of `routes` with the token check and, if given, the permission.
@@ -92,4 +95,46 @@ pub fn protect(
         state.clone(),
         move |State(st): State<AppState>, req: Request, next: Next| check(st, need, req, next),
     ))
+}
+
+/// A permission a handler requires, as a type, so the requirement is part of its signature.
+pub trait Requirement: Send + Sync + 'static {
+    const PERMISSION: Permission;
+}
+
+macro_rules! requirement {
+    ($($name:ident),*) => {$(
+        #[doc = concat!("Requires the `", stringify!($name), "` permission.")]
+        pub struct $name;
+        impl Requirement for $name {
+            const PERMISSION: Permission = Permission::$name;
+        }
+    )*};
+}
+requirement!(
+    VerDashboard,
+    VerReportes,
+    GenerarReportes,
+    GestionarLlenados
+);
+
+/// The authenticated user, checked to hold `R`'s permission (403 otherwise). Needs the route
+/// to be behind [`protect`], which authenticates.
+pub struct Authorized<R: Requirement>(pub User, std::marker::PhantomData<R>);
+
+impl<S: Send + Sync, R: Requirement> axum::extract::FromRequestParts<S> for Authorized<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        let Some(CurrentUser(user)) = parts.extensions.get::<CurrentUser>().cloned() else {
+            return Err(ApiError::Unauthorized(NO_CREDENTIALS.into()));
+        };
+        if !user.has(R::PERMISSION) {
+            return Err(forbidden(R::PERMISSION));
+        }
+        Ok(Authorized(user, std::marker::PhantomData))
+    }
 }

@@ -7,10 +7,11 @@ mod dashboard;
 pub mod error;
 pub mod guard;
 mod health;
+mod production;
+mod stages;
 mod ws;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use axum::Router;
@@ -31,7 +32,6 @@ pub struct AppState {
     pub live: LiveHub,
     pub config: Arc<ValidConfig>,
     pub started: Instant,
-    pub active_stage: Arc<AtomicU64>,
     pub auth: Auth,
     /// Cancelled at shutdown so WebSocket tasks end (axum's graceful shutdown does not wait
     /// for upgraded connections).
@@ -49,6 +49,11 @@ pub fn router(state: AppState) -> Router {
             dashboard,
             &state,
             Some(Permission::VerDashboard),
+        ))
+        .merge(guard::protect(
+            stages::router().merge(production::router()),
+            &state,
+            None,
         ))
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -4,6 +4,7 @@
 mod codec;
 pub mod daily;
 mod queries;
+pub mod stages;
 mod tables;
 pub mod users;
 pub mod writer;
@@ -99,6 +100,7 @@ pub struct Store {
     path: PathBuf,
     tz: Tz,
     counters: Arc<Counters>,
+    active_stage: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -126,9 +128,11 @@ impl Store {
             path,
             tz,
             counters: Arc::new(Counters::default()),
+            active_stage: Arc::new(AtomicU64::new(0)),
         };
         store.check_schema()?;
         store.load_counters()?;
+        store.load_active_stage()?;
         Ok(store)
     }
 

@@ -18,6 +18,9 @@ pub const METERS: TableDefinition<&str, &[u8]> = TableDefinition::new("meters");
 /// Report id → postcard report record (written by the reports module).
 pub const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
 
+/// Stage id (from 1) → postcard [`super::stages::Stage`].
+pub const STAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("stages");
+
 /// User id → postcard [`super::users::User`].
 pub const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
 
@@ -46,6 +49,7 @@ pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(DAILY)?;
     txn.open_table(METERS)?;
     txn.open_table(REPORTS)?;
+    txn.open_table(STAGES)?;
     txn.open_table(USERS)?;
     txn.open_table(USERS_BY_NAME)?;
     txn.open_table(USERS_BY_EMAIL)?;

@@ -1,0 +1,88 @@
+//! `/api/dashboard/production/current/` and `/api/dashboard/production/<stage_id>/`: the
+//! kinetic model's expectation against measured production, from the daily aggregates.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, blocking};
+use super::guard::{Authorized, VerDashboard};
+use super::stages::stage_json;
+use crate::production::{self, Production, ProductionError};
+use crate::sitetime::{local_day, today};
+use crate::store::stages::Stage;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/dashboard/production/current/", get(current))
+        .route("/api/dashboard/production/{stage_id}/", get(by_stage))
+}
+
+impl From<ProductionError> for ApiError {
+    fn from(e: ProductionError) -> Self {
+        match e {
+            ProductionError::UnknownMaterial(m) => ApiError::Conflict(format!(
+                "El material {m:?} de esta etapa ya no está configurado; agrégalo en config.toml."
+            )),
+            ProductionError::Model(m) => {
+                ApiError::BadRequest(format!("Datos de la etapa no válidos para el modelo: {m}"))
+            }
+        }
+    }
+}
+
+/// Computes the comparison for `stage` (shared with the reports).
+pub async fn production_of(st: &AppState, stage: &Stage) -> Result<Production, ApiError> {
+    let tz = st.store.timezone();
+    let store = st.store.clone();
+    let (id, from) = (stage.id, stage.date);
+    let daily = blocking(move || store.daily(id, from, i32::MAX)).await?;
+    let closed_day = stage.closed_us.map(|us| local_day(tz, us));
+    Ok(production::compute(
+        stage,
+        st.config.raw.materials.get(&stage.material_type),
+        &daily,
+        today(tz),
+        closed_day,
+    )?)
+}
+
+async fn respond(st: &AppState, stage: Stage) -> Result<Json<Value>, ApiError> {
+    let p = production_of(st, &stage).await?;
+    Ok(Json(json!({
+        "stage": stage_json(st, &stage),
+        "expected": p.expected,
+        "actual": p.actual,
+        "summary": p.summary,
+    })))
+}
+
+async fn current(
+    State(st): State<AppState>,
+    _: Authorized<VerDashboard>,
+) -> Result<Json<Value>, ApiError> {
+    let id = st.store.active_stage_id();
+    let store = st.store.clone();
+    let stage = match id {
+        0 => None,
+        id => blocking(move || store.stage(id)).await?,
+    };
+    match stage {
+        Some(s) => respond(&st, s).await,
+        None => Err(ApiError::NotFound("No hay etapa activa".into())),
+    }
+}
+
+async fn by_stage(
+    State(st): State<AppState>,
+    _: Authorized<VerDashboard>,
+    Path(stage_id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.store.clone();
+    let stage = blocking(move || store.stage(stage_id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Etapa no encontrada.".into()))?;
+    respond(&st, stage).await
+}

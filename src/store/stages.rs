@@ -1,0 +1,243 @@
+//! Filling stages (*llenados*). At most one is active; creating a stage closes the active one
+//! in the same transaction. The active stage's id is also kept in memory, because every
+//! incoming reading is attributed to it.
+
+use std::sync::atomic::Ordering;
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::tables::STAGES;
+use super::{Store, StoreError};
+use crate::sitetime::DayNumber;
+
+/// A stored stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub id: u64,
+    pub number: u32,
+    /// Loading day (site-local), as days since 0001-01-01.
+    pub date: DayNumber,
+    pub people: String,
+    pub material_type: String,
+    pub material_amount_kg: f64,
+    pub material_humidity_pct: f64,
+    pub added_water_m3: f64,
+    pub temperature_c: f64,
+    pub active: bool,
+    pub created_us: i64,
+    pub closed_us: Option<i64>,
+}
+
+/// The operator-supplied fields of a stage (after defaults are applied).
+#[derive(Debug, Clone)]
+pub struct StageFields {
+    pub number: Option<u32>,
+    pub date: DayNumber,
+    pub people: String,
+    pub material_type: String,
+    pub material_amount_kg: f64,
+    pub material_humidity_pct: f64,
+    pub added_water_m3: f64,
+    pub temperature_c: f64,
+}
+
+#[derive(Deserialize)]
+enum StageRow {
+    V1(Stage),
+}
+
+#[derive(Serialize)]
+enum StageRowRef<'a> {
+    V1(&'a Stage),
+}
+
+fn encode(s: &Stage) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(&StageRowRef::V1(s)).map_err(|e| StoreError::Corrupt {
+        table: "stages",
+        detail: e.to_string(),
+    })
+}
+
+fn decode(bytes: &[u8]) -> Result<Stage, StoreError> {
+    let StageRow::V1(s) = postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        table: "stages",
+        detail: e.to_string(),
+    })?;
+    Ok(s)
+}
+
+/// Why a stage change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("no such stage")]
+    NotFound,
+    #[error("the stage is closed")]
+    Closed,
+    #[error("stage number {0} is already used")]
+    NumberTaken(u32),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StageError {
+            fn from(e: $t) -> Self {
+                StageError::Store(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl Store {
+    /// Every stage, newest first.
+    pub fn stages(&self) -> Result<Vec<Stage>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(STAGES)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.rev() {
+            out.push(decode(row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The stage with `id`.
+    pub fn stage(&self, id: u64) -> Result<Option<Stage>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(STAGES)?;
+        t.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Id of the active stage, 0 when none (readings are then stored under stage 0).
+    pub fn active_stage_id(&self) -> u64 {
+        self.active_stage.load(Ordering::Relaxed)
+    }
+
+    /// Reads the active stage from the table (at open).
+    pub(super) fn load_active_stage(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(STAGES)?;
+        let mut active = 0;
+        for row in t.iter()?.rev() {
+            let s = decode(row?.1.value())?;
+            if s.active {
+                active = s.id;
+                break;
+            }
+        }
+        self.active_stage.store(active, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Creates a stage, closing the active one; returns the new stage and the closed one.
+    pub fn create_stage(
+        &self,
+        f: StageFields,
+        now_us: i64,
+    ) -> Result<(Stage, Option<Stage>), StageError> {
+        let txn = self.db.begin_write()?;
+        let (stage, closed) = {
+            let mut t = txn.open_table(STAGES)?;
+            let mut all = Vec::new();
+            for row in t.iter()? {
+                all.push(decode(row?.1.value())?);
+            }
+            let number = match f.number {
+                Some(n) if all.iter().any(|s| s.number == n) => {
+                    return Err(StageError::NumberTaken(n));
+                }
+                Some(n) => n,
+                None => all.iter().map(|s| s.number).max().unwrap_or(0) + 1,
+            };
+            let mut closed = None;
+            for mut s in all.iter().filter(|s| s.active).cloned() {
+                s.active = false;
+                s.closed_us = Some(now_us);
+                t.insert(s.id, encode(&s)?.as_slice())?;
+                closed = Some(s);
+            }
+            let id = all.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+            let stage = Stage {
+                id,
+                number,
+                date: f.date,
+                people: f.people,
+                material_type: f.material_type,
+                material_amount_kg: f.material_amount_kg,
+                material_humidity_pct: f.material_humidity_pct,
+                added_water_m3: f.added_water_m3,
+                temperature_c: f.temperature_c,
+                active: true,
+                created_us: now_us,
+                closed_us: None,
+            };
+            t.insert(id, encode(&stage)?.as_slice())?;
+            (stage, closed)
+        };
+        txn.commit()?;
+        self.active_stage.store(stage.id, Ordering::Relaxed);
+        Ok((stage, closed))
+    }
+
+    /// Applies a correction to the active stage `id`.
+    pub fn update_stage(&self, id: u64, f: impl FnOnce(&mut Stage)) -> Result<Stage, StageError> {
+        let txn = self.db.begin_write()?;
+        let stage = {
+            let mut t = txn.open_table(STAGES)?;
+            let mut stage = match t.get(id)? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StageError::NotFound),
+            };
+            if !stage.active {
+                return Err(StageError::Closed);
+            }
+            let before = stage.number;
+            f(&mut stage);
+            stage.id = id;
+            stage.active = true;
+            if stage.number != before {
+                for row in t.iter()? {
+                    let other = decode(row?.1.value())?;
+                    if other.id != id && other.number == stage.number {
+                        return Err(StageError::NumberTaken(stage.number));
+                    }
+                }
+            }
+            t.insert(id, encode(&stage)?.as_slice())?;
+            stage
+        };
+        txn.commit()?;
+        Ok(stage)
+    }
+
+    /// Closes the active stage `id`; later readings go to stage 0 until a new stage starts.
+    pub fn close_stage(&self, id: u64, now_us: i64) -> Result<Stage, StageError> {
+        let txn = self.db.begin_write()?;
+        let stage = {
+            let mut t = txn.open_table(STAGES)?;
+            let mut stage = match t.get(id)? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StageError::NotFound),
+            };
+            if !stage.active {
+                return Err(StageError::Closed);
+            }
+            stage.active = false;
+            stage.closed_us = Some(now_us);
+            t.insert(id, encode(&stage)?.as_slice())?;
+            stage
+        };
+        txn.commit()?;
+        let _ = self
+            .active_stage
+            .compare_exchange(id, 0, Ordering::Relaxed, Ordering::Relaxed);
+        Ok(stage)
+    }
+}
