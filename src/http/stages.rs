@@ -215,10 +215,10 @@ fn read_form(
         }
     }
     let num = |f: &mut Form, field: &str, lo, open, hi, unit, slot: &mut f64| {
-        if !partial || f.present(field) {
-            if let Some(v) = f.number(field, lo, open, hi, unit) {
-                *slot = v;
-            }
+        if (!partial || f.present(field))
+            && let Some(v) = f.number(field, lo, open, hi, unit)
+        {
+            *slot = v;
         }
     };
     num(
