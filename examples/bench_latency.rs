@@ -27,8 +27,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args[3].parse()?;
     let rate: f64 = args[4].parse()?;
 
-    let (ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{http}/ws/mqtt/")).await?;
+    let token = std::env::var("BENCH_TOKEN").unwrap_or_default();
+    let url = format!("ws://127.0.0.1:{http}/ws/mqtt/?token={token}");
+    let (ws, _) = tokio_tungstenite::connect_async(url).await?;
     let (_, mut read) = ws.split();
     let collector = tokio::spawn(async move {
         let mut lat = Vec::new();

@@ -23,9 +23,11 @@ done
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$MOSQUITTO" ] || { echo "bench: mosquitto missing (apt-get install mosquitto)"; exit 1; }
 
-cargo build --release --locked --bin biogestor --example bench_latency >/dev/null
+cargo build --release --locked --bin biogestor --example bench_latency --example bench_production >/dev/null
 BIN=target/release/biogestor
 LAT=target/release/examples/bench_latency
+PROD=target/release/examples/bench_production
+ADMIN_PASS=Bench-Admin-2026
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -41,11 +43,14 @@ now() { date +%s.%N; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 write_bytes() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
-stat_json() { curl -fsS "http://127.0.0.1:$HTTP/api/dashboard/stats/" | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
+stat_json() { curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP/api/dashboard/stats/" | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
 
-# start_server DATA_DIR: starts biogestor with default commit interval, anonymous MQTT.
+# start_server DATA_DIR: starts biogestor with default commit interval, anonymous MQTT, an
+# administrator (created before start when missing) and TOKEN set to its access token.
 start_server() {
   HTTP=$(free_port); MQTT=$(free_port)
+  BIOGESTOR_STORAGE__DATA_DIR="$1" "$BIN" user add --username bench --password "$ADMIN_PASS" \
+    --email bench@localhost --admin --config config.toml >/dev/null 2>&1 || true
   local t0; t0=$(now)
   BIOGESTOR_HTTP__BIND=127.0.0.1:$HTTP BIOGESTOR_MQTT__BIND=127.0.0.1:$MQTT \
   BIOGESTOR_STORAGE__DATA_DIR="$1" BIOGESTOR_MQTT__ALLOW_ANONYMOUS=true \
@@ -53,6 +58,9 @@ start_server() {
   SERVER=$!; PIDS+=("$SERVER")
   until curl -fsS -o /dev/null "http://127.0.0.1:$HTTP/healthz" 2>/dev/null; do sleep 0.005; done
   STARTUP_MS=$(python3 -c "print(round(($(now)-$t0)*1000))")
+  TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
+    -d "{\"username\":\"bench\",\"password\":\"$ADMIN_PASS\"}" \
+    "http://127.0.0.1:$HTTP/api/iniciar-sesion/" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])')
 }
 
 # publishers PORT SECONDS OUTDIR [INTERVAL]: PUBLISHERS simulate processes at QoS 1, each
@@ -93,6 +101,7 @@ load_run() {
 
 echo "== biogestor: $PUBLISHERS publishers at QoS 1, stepping the offered load"
 start_server "$WORK/data-load"
+EMPTY_STARTUP_MS=$STARTUP_MS
 IDLE_KB=$(sleep 2; rss_kb "$SERVER")
 mkdir -p "$WORK/pub"
 BEST_PER_PUB=0
@@ -122,7 +131,7 @@ OVER="published ${RUN_PUBLISHED}, stored ${RUN_STORED}, dropped by the broker an
 PEAK_KB=$(hwm_kb "$SERVER")
 
 echo "== publish → WebSocket latency (1000 msgs at 100/s)"
-LATENCY=$("$LAT" "$HTTP" "$MQTT" 1000 100 | tail -1)
+LATENCY=$(BENCH_TOKEN=$TOKEN "$LAT" "$HTTP" "$MQTT" 1000 100 | tail -1)
 kill -TERM "$SERVER"; wait "$SERVER" || true
 
 echo "== mosquitto relay: same publishers, one QoS 1 subscriber, no persistence"
@@ -160,6 +169,21 @@ W1=$(write_bytes "$SERVER"); R1=$(stat_json lecturas_total)
 BYTES_PER_READING=$(python3 -c "print(round(($W1-$W0)/max(1,$R1-$R0)))")
 kill -TERM "$SERVER"; wait "$SERVER" || true
 
+PROD_ROWS=""
+for n in ${BENCH_PRODUCTION_SIZES:-1000000 5000000}; do
+  [ "$QUICK" = 1 ] && n=$((n / 10))
+  echo "== production query: stage with $n readings over 60 days"
+  SEED=$("$PROD" seed "$WORK/data-prod-$n" "$n" 60)
+  SCAN=$("$PROD" scan "$WORK/data-prod-$n")
+  start_server "$WORK/data-prod-$n"
+  HTTPT=$("$PROD" http "$HTTP" "$TOKEN" 200)
+  kill -TERM "$SERVER"; wait "$SERVER" || true
+  PROD_ROWS+="| production/current over HTTP, $n readings (200 calls) | $HTTPT | p50 ≤ 5 ms |"$'\n'
+  PROD_ROWS+="| same answer: daily table vs raw scan, $n readings | $SCAN | |"$'\n'
+  PROD_ROWS+="| seeding ($n readings via the batch writer); start → healthy | $SEED; ${STARTUP_MS} ms | |"$'\n'
+  rm -rf "$WORK/data-prod-$n"
+done
+
 strip -o "$WORK/stripped" "$BIN"
 SIZE_MB=$(python3 -c "import os; print(round(os.path.getsize('$WORK/stripped')/1e6, 2))")
 
@@ -178,4 +202,5 @@ printf '| resident memory idle / peak sustained / peak incl. overload | %s / %s 
   "$(python3 -c "print(round($PEAK_KB/1024,1))")"
 printf '| disk bytes written per reading (10 msg/s, %ss) | %s | |\n' "$FIELD_SECONDS" "$BYTES_PER_READING"
 printf '| binary size (x86_64 release, stripped) | %s MB | |\n' "$SIZE_MB"
-printf '| start → healthy | %s ms | |\n' "$STARTUP_MS"
+printf '| start → healthy (empty store) | %s ms | |\n' "$EMPTY_STARTUP_MS"
+printf '%s' "$PROD_ROWS"
