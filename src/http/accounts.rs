@@ -2,7 +2,7 @@
 //! administration of approvals and permissions. Paths and field names are the old system's.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, State};
@@ -234,24 +234,60 @@ struct LoginBody {
 
 const BAD_CREDENTIALS: &str = "Usuario o contraseña incorrectos.";
 
+/// A login attempt, counted as a failure against the user name and the client address
+/// before the password is checked (so simultaneous guesses cannot all get past the limit),
+/// and given back when dropped without having failed.
+struct Attempt<'a> {
+    st: &'a AppState,
+    user_key: String,
+    addr_key: String,
+    failed: bool,
+}
+
+impl<'a> Attempt<'a> {
+    fn charge(st: &'a AppState, user_key: String, addr: IpAddr) -> Result<Self, ApiError> {
+        let addr_key = addr.to_string();
+        let by_user = st.auth.by_user.charge(&user_key);
+        let by_addr = st.auth.by_addr.charge(&addr_key);
+        match (by_user, by_addr) {
+            (Ok(()), Ok(())) => Ok(Attempt {
+                st,
+                user_key,
+                addr_key,
+                failed: false,
+            }),
+            (u, a) => {
+                if u.is_ok() {
+                    st.auth.by_user.forgive(&user_key);
+                }
+                if a.is_ok() {
+                    st.auth.by_addr.forgive(&addr_key);
+                }
+                let wait = u.err().max(a.err()).unwrap_or_default();
+                Err(ApiError::TooManyRequests {
+                    retry_after_s: wait.as_secs().max(1),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.failed {
+            self.st.auth.by_user.forgive(&self.user_key);
+            self.st.auth.by_addr.forgive(&self.addr_key);
+        }
+    }
+}
+
 async fn login(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     b: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = b?;
-    let user_key = b.username.trim().to_lowercase();
-    let addr_key = addr.ip().to_string();
-    let locked = st
-        .auth
-        .by_user
-        .locked(&user_key)
-        .max(st.auth.by_addr.locked(&addr_key));
-    if let Some(wait) = locked {
-        return Err(ApiError::TooManyRequests {
-            retry_after_s: wait.as_secs().max(1),
-        });
-    }
+    let mut attempt = Attempt::charge(&st, b.username.trim().to_lowercase(), addr.ip())?;
     let store = st.store.clone();
     let name = b.username.trim().to_string();
     let user = blocking(move || store.user_by_name(&name)).await?;
@@ -263,9 +299,8 @@ async fn login(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            st.auth.by_user.fail(&user_key);
-            st.auth.by_addr.fail(&addr_key);
-            tracing::info!(user = %user_key, client = %addr_key, "login failed");
+            attempt.failed = true;
+            tracing::info!(user = %attempt.user_key, client = %attempt.addr_key, "login failed");
             return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
         }
     };
@@ -417,9 +452,9 @@ fn parse_permissions(names: &[String]) -> Result<u32, ApiError> {
 async fn approve(
     State(st): State<AppState>,
     Path(id): Path<u64>,
-    b: Option<Json<PermissionsBody>>,
+    b: Result<Option<Json<PermissionsBody>>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let requested = b.and_then(|Json(b)| b.permisos);
+    let requested = b?.and_then(|Json(b)| b.permisos);
     let bits = match &requested {
         Some(names) => parse_permissions(names)?,
         None => DEFAULT_ON_APPROVAL.iter().fold(0, |acc, p| acc | *p as u32),

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod accounts;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -37,6 +39,9 @@ pub struct Options {
     pub allow_anonymous: bool,
     pub timezone: String,
     pub extra_toml: String,
+    /// Create the administrator `admin` with `biogestor user add --admin` before the first
+    /// start and log in as it. Without it the store starts empty (setup-code path).
+    pub create_admin: bool,
 }
 
 impl Default for Options {
@@ -48,6 +53,7 @@ impl Default for Options {
             allow_anonymous: false,
             timezone: "America/Bogota".into(),
             extra_toml: String::new(),
+            create_admin: true,
         }
     }
 }
@@ -97,24 +103,26 @@ timezone = "{tz}"
             extra = opts.extra_toml,
         );
         std::fs::write(&config_path, config).expect("write config");
-        let (status, out) = run_bin(
-            &[
-                "user",
-                "add",
-                "--username",
-                ADMIN_USER,
-                "--password",
-                ADMIN_PASS,
-                "--email",
-                "admin@finca.test",
-                "--admin",
-                "--config",
-                config_path.to_str().expect("path"),
-            ],
-            &[],
-            dir.path(),
-        );
-        assert!(status.success(), "user add: {out}");
+        if opts.create_admin {
+            let (status, out) = run_bin(
+                &[
+                    "user",
+                    "add",
+                    "--username",
+                    ADMIN_USER,
+                    "--password",
+                    ADMIN_PASS,
+                    "--email",
+                    "admin@finca.test",
+                    "--admin",
+                    "--config",
+                    config_path.to_str().expect("path"),
+                ],
+                &[],
+                dir.path(),
+            );
+            assert!(status.success(), "user add: {out}");
+        }
         let mut app = Appliance {
             dir,
             http_port,
@@ -124,7 +132,9 @@ timezone = "{tz}"
             child: None,
         };
         app.restart();
-        app.token = app.login_blocking(ADMIN_USER, ADMIN_PASS);
+        if opts.create_admin {
+            app.token = app.login_blocking(ADMIN_USER, ADMIN_PASS);
+        }
         app
     }
 
