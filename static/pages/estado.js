@@ -1,0 +1,82 @@
+// Estado: the appliance's health (store, writer, clock), version, uptime, live clients, and the
+// ingest counters (readings, rejected and lost messages). Refreshes every 10 seconds.
+
+import { can, get, open, serverNow } from '../api.js?v=__V__';
+import { html } from '../dom.js?v=__V__';
+import { age, dateTime, duration, num, parseTs, zoneNote } from '../fmt.js?v=__V__';
+
+function okTag(ok, good, bad) {
+  return ok ? html`<span class="tag ok">${good}</span>` : html`<span class="tag bad">${bad}</span>`;
+}
+
+export function render(main) {
+  main.innerHTML = html`<h1>Estado del equipo</h1>
+    <section aria-labelledby="health-h"><h2 id="health-h">Servicio</h2><div id="health"><p class="muted">Cargando…</p></div></section>
+    ${can('VerDashboard') ? html`<section aria-labelledby="counts-h"><h2 id="counts-h">Lecturas y mensajes</h2><div id="counts"><p class="muted">Cargando…</p></div></section>` : ''}
+    <p class="hint" id="refreshed"></p>`;
+  let alive = true;
+
+  async function loadHealth() {
+    const el = main.querySelector('#health');
+    let h;
+    try {
+      h = await open.get('/healthz');
+    } catch (e) {
+      // 503 still carries the body describing what fails
+      h = e.body && e.body.status ? e.body : null;
+      if (!h) {
+        if (alive) el.innerHTML = html`<p class="card notice error" role="alert">${e.message}</p>`;
+        return;
+      }
+    }
+    if (!alive) return;
+    el.innerHTML = html`<dl class="stats" id="health-list">
+      <div class="${h.status === 'ok' ? 'good' : 'bad'}"><dt>Estado general</dt><dd>${okTag(h.status === 'ok', 'correcto', 'con fallos')}</dd></div>
+      <div><dt>Base de datos</dt><dd>${okTag(h.store === 'ok', 'responde', 'no responde')}</dd></div>
+      <div><dt>Escritura de lecturas</dt><dd>${okTag(h.writer === 'ok', 'guardando', 'fallando')}</dd></div>
+      <div class="${h.clock_ok ? '' : 'bad'}"><dt>Reloj</dt><dd>${okTag(h.clock_ok, 'en hora', 'sin sincronizar')}
+        ${h.clock_ok ? '' : html`<br><small>El equipo no tiene la hora correcta (sin red/NTP): las lecturas pueden quedar con fecha errónea.</small>`}</dd></div>
+      <div><dt>Versión</dt><dd>${h.version}</dd></div>
+      <div><dt>En marcha desde hace</dt><dd>${duration(h.uptime_s)}</dd></div>
+      <div><dt>Navegadores en vivo</dt><dd>${num(h.ws_clients, 0)}</dd></div>
+    </dl>`;
+  }
+
+  async function loadCounts() {
+    const el = main.querySelector('#counts');
+    if (!el) return;
+    let s;
+    try {
+      s = await get('/api/dashboard/stats/');
+    } catch (e) {
+      if (alive) el.innerHTML = html`<p class="card notice error" role="alert">${e.message}</p>`;
+      return;
+    }
+    if (!alive) return;
+    const last = s.ultima_lectura && parseTs(s.ultima_lectura);
+    el.innerHTML = html`<dl class="stats" id="stats-list">
+      <div><dt>Lecturas hoy</dt><dd>${num(s.lecturas_hoy, 0)}</dd></div>
+      <div><dt>Lecturas en total</dt><dd>${num(s.lecturas_total, 0)}</dd></div>
+      <div><dt>Última lectura</dt><dd>${last ? html`${age((serverNow() - last.ms) / 1000)}<br><small>${dateTime(s.ultima_lectura)}</small>` : 'ninguna'}</dd></div>
+      <div><dt>Llenados activos</dt><dd>${num(s.etapas_activas, 0)}</dd></div>
+      <div><dt>Reportes generados</dt><dd>${num(s.reportes_generados, 0)}</dd></div>
+      <div class="${s.mensajes_rechazados > 0 ? 'warnbox' : ''}"><dt>Mensajes rechazados</dt><dd>${num(s.mensajes_rechazados, 0)}
+        <br><small>Mensajes de sensores con formato o valores no válidos.</small></dd></div>
+      <div class="${s.mensajes_perdidos > 0 ? 'bad' : ''}"><dt>Mensajes perdidos</dt><dd>${num(s.mensajes_perdidos, 0)}
+        <br><small>Descartados porque llegaban más rápido de lo que se podían guardar.</small></dd></div>
+    </dl>`;
+  }
+
+  async function refresh() {
+    await Promise.all([loadHealth(), loadCounts()]);
+    if (alive) main.querySelector('#refreshed').textContent = `Se actualiza cada 10 s. Horas: ${zoneNote()}.`;
+  }
+  refresh();
+  const timer = setInterval(() => {
+    if (document.visibilityState === 'visible') refresh();
+  }, 10_000);
+  return () => {
+    alive = false;
+    clearInterval(timer);
+  };
+}
