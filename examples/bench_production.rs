@@ -95,6 +95,7 @@ fn scan(dir: &str) -> Result<(), Error> {
             materials.get(&stage.material_type),
             daily,
             today(tz),
+            1.0,
             None,
         )
     };

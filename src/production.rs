@@ -54,7 +54,8 @@ pub struct ActualSeries {
 /// Totals and ratios for the operator.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// Expected cumulative production at the last day with actual data.
+    /// Expected cumulative production up to now: whole days before today plus the elapsed
+    /// part of today (whole days only for a closed stage).
     pub expected_to_date_m3: f64,
     pub actual_total_m3: f64,
     /// (actual − expected to date) / expected to date × 100; null when nothing is expected yet.
@@ -84,12 +85,16 @@ pub enum ProductionError {
     Model(#[from] model::ModelError),
 }
 
-/// Compares `stage` with its measured `daily` rows (any order) up to `today` (site-local).
+/// Compares `stage` with its measured `daily` rows (any order) up to `today` (site-local), of
+/// which the fraction `today_elapsed` (0–1) has passed: while a stage runs, today's expected
+/// production counts only for the part of the day already elapsed, so a day that has just
+/// begun is not reported as a shortfall.
 pub fn compute(
     stage: &Stage,
     material: Option<&MaterialParams>,
     daily: &[(DayNumber, Daily)],
     today: DayNumber,
+    today_elapsed: f64,
     closed_day: Option<DayNumber>,
 ) -> Result<Production, ProductionError> {
     let material =
@@ -148,14 +153,19 @@ pub fn compute(
         actual.readings.push(row.map_or(0, |r| r.count));
     }
 
-    let expected_to_date = match n_days {
+    let cum = &e.cumulative_biogas_m3;
+    let partial = if closed_day.is_none() && last_day == today {
+        today_elapsed.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    let expected_to_date = match n_days as usize {
         0 => 0.0,
-        n => e
-            .cumulative_biogas_m3
-            .get(n as usize - 1)
-            .or(e.cumulative_biogas_m3.last())
-            .copied()
-            .unwrap_or(0.0),
+        n if n > cum.len() => cum.last().copied().unwrap_or(0.0),
+        n => {
+            let before = if n >= 2 { cum[n - 2] } else { 0.0 };
+            before + (cum[n - 1] - before) * partial
+        }
     };
     let summary = Summary {
         expected_to_date_m3: expected_to_date,

@@ -47,6 +47,15 @@ pub fn day_bounds(tz: Tz, day: DayNumber) -> Option<(i64, i64)> {
     Some((midnight(day)?, midnight(day + 1)?))
 }
 
+/// Fraction (0–1) of the current site-local day already elapsed.
+pub fn elapsed_fraction_of_today(tz: Tz) -> f64 {
+    let now = now_us();
+    match day_bounds(tz, local_day(tz, now)) {
+        Some((start, end)) if end > start => (now - start) as f64 / (end - start) as f64,
+        _ => 1.0,
+    }
+}
+
 /// Today in the site's zone.
 pub fn today(tz: Tz) -> DayNumber {
     local_day(tz, now_us())

@@ -270,17 +270,34 @@ async fn readings_follow_the_active_stage_and_production_compares() {
     let actual = prod["actual"]["cumulative_biogas_m3"][0].as_f64().unwrap();
     assert!((actual - 0.75).abs() < 1e-9, "{actual}");
     let s = &prod["summary"];
+    // Only the elapsed part of today is expected so far: between 0 and the whole first day,
+    // in proportion to the local time of day.
     let expected_day1 = prod["expected"]["cumulative_biogas_m3"][0]
         .as_f64()
         .unwrap();
-    assert!((s["expected_to_date_m3"].as_f64().unwrap() - expected_day1).abs() < 1e-12);
-    let diff = (0.75 - expected_day1) / expected_day1 * 100.0;
+    let to_date = s["expected_to_date_m3"].as_f64().unwrap();
+    let tz: chrono_tz::Tz = "America/Bogota".parse().unwrap();
+    let now = chrono::Utc::now().with_timezone(&tz);
+    let fraction = chrono::Timelike::num_seconds_from_midnight(&now) as f64 / 86_400.0;
+    assert!(
+        (to_date - expected_day1 * fraction).abs() < expected_day1 * 0.01,
+        "{to_date} vs {expected_day1} × {fraction}"
+    );
+    let diff = (0.75 - to_date) / to_date * 100.0;
     assert!((s["difference_pct"].as_f64().unwrap() - diff).abs() < 1e-9);
     assert!((s["yield_m3_per_kg_fresh"].as_f64().unwrap() - 0.75 / 1000.0).abs() < 1e-12);
     assert!((s["yield_m3_per_kg_vs"].as_f64().unwrap() - 0.75 / 109.2).abs() < 1e-12);
     let (status, same) = app.get(&format!("/api/dashboard/production/{sid}/")).await;
     assert_eq!(status, 200);
-    assert_eq!(same["summary"], prod["summary"]);
+    for key in [
+        "actual_total_m3",
+        "expected_total_m3",
+        "days_elapsed",
+        "days_missing",
+        "yield_m3_per_kg_vs",
+    ] {
+        assert_eq!(same["summary"][key], prod["summary"][key], "{key}");
+    }
     let (status, _) = app.get("/api/dashboard/production/77/").await;
     assert_eq!(status, 404);
 

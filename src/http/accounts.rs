@@ -1,47 +1,29 @@
-//! Accounts and sessions: registration, login, token refresh with rotation, logout, and the
-//! administration of approvals and permissions. Paths and field names are the old system's.
+//! Accounts and sessions: registration, login, token refresh with rotation, logout. Paths and
+//! field names are the old system's; the administration of users is in `users.rs`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, BAD_TOKEN, blocking};
-use super::guard::{CurrentUser, protect};
 use crate::auth::{TokenType, rules};
 use crate::store::users::{NewUser, Permission, User};
 
-/// Permissions a user gets when approved without an explicit list.
-const DEFAULT_ON_APPROVAL: [Permission; 2] = [Permission::VerDashboard, Permission::VerReportes];
-
 pub fn router(state: &AppState) -> Router<AppState> {
-    let open = Router::new()
+    Router::new()
         .route("/api/crear-usuario/", post(register))
         .route("/api/iniciar-sesion/", post(login))
         .route("/api/refrescar-token/", post(refresh))
-        .route("/api/cerrar-sesion/", post(logout));
-    let any_user = Router::new().route("/api/usuario/actual/", get(current));
-    let admin = Router::new()
-        .route("/api/usuarios/", get(approved_users))
-        .route("/api/usuarios/pendientes/", get(pending_users))
-        .route("/api/usuario/{id}/aprobar/", post(approve))
-        .route("/api/usuarios/{id}/ver-permisos/", get(permissions))
-        .route(
-            "/api/usuarios/{id}/cambiar-permisos/",
-            post(change_permissions),
-        );
-    open.merge(protect(any_user, state, None)).merge(protect(
-        admin,
-        state,
-        Some(Permission::AprobarUsuarios),
-    ))
+        .route("/api/cerrar-sesion/", post(logout))
+        .merge(super::users::router(state))
 }
 
 /// A user as the API shows it (never the password hash).
@@ -387,121 +369,4 @@ async fn logout(
     let store = st.store.clone();
     blocking(move || store.revoke_token(&claims.jti, claims.exp)).await?;
     Ok(Json(json!({ "mensaje": "Sesión cerrada." })))
-}
-
-async fn current(Extension(CurrentUser(u)): Extension<CurrentUser>) -> Json<Value> {
-    Json(user_json(&u))
-}
-
-async fn all_users(st: &AppState) -> Result<Vec<User>, ApiError> {
-    let store = st.store.clone();
-    blocking(move || store.users()).await
-}
-
-async fn approved_users(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let users: Vec<Value> = all_users(&st)
-        .await?
-        .iter()
-        .filter(|u| u.approved)
-        .map(user_json)
-        .collect();
-    Ok(Json(json!({ "total": users.len(), "usuarios": users })))
-}
-
-async fn pending_users(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let users: Vec<Value> = all_users(&st)
-        .await?
-        .iter()
-        .filter(|u| !u.approved)
-        .map(user_json)
-        .collect();
-    Ok(Json(
-        json!({ "total_pendientes": users.len(), "usuarios": users }),
-    ))
-}
-
-#[derive(Deserialize, Default)]
-struct PermissionsBody {
-    permisos: Option<Vec<String>>,
-}
-
-fn parse_permissions(names: &[String]) -> Result<u32, ApiError> {
-    let mut bits = 0;
-    let mut unknown = Vec::new();
-    for n in names {
-        match Permission::from_name(n) {
-            Some(p) => bits |= p as u32,
-            None => unknown.push(n.clone()),
-        }
-    }
-    if unknown.is_empty() {
-        Ok(bits)
-    } else {
-        let valid: Vec<_> = Permission::ALL.iter().map(|p| p.name()).collect();
-        Err(ApiError::field(
-            "permisos",
-            format!(
-                "Permisos desconocidos: {}. Válidos: {}.",
-                unknown.join(", "),
-                valid.join(", ")
-            ),
-        ))
-    }
-}
-
-async fn approve(
-    State(st): State<AppState>,
-    Path(id): Path<u64>,
-    b: Result<Option<Json<PermissionsBody>>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let requested = b?.and_then(|Json(b)| b.permisos);
-    let bits = match &requested {
-        Some(names) => parse_permissions(names)?,
-        None => DEFAULT_ON_APPROVAL.iter().fold(0, |acc, p| acc | *p as u32),
-    };
-    let store = st.store.clone();
-    let user = blocking(move || {
-        store.update_user(id, |u| {
-            if !u.approved {
-                u.permissions |= bits;
-            }
-            u.approved = true;
-        })
-    })
-    .await?;
-    Ok(Json(
-        json!({ "mensaje": format!("Usuario {} aprobado.", user.username), "usuario": user_json(&user) }),
-    ))
-}
-
-async fn permissions(
-    State(st): State<AppState>,
-    Path(id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
-    let store = st.store.clone();
-    let user = blocking(move || store.user(id))
-        .await?
-        .ok_or_else(|| ApiError::NotFound("Usuario no encontrado.".into()))?;
-    Ok(Json(json!({
-        "usuario_id": user.id,
-        "username": user.username,
-        "permisos": user.permission_names(),
-        "disponibles": Permission::ALL.iter().map(|p| p.name()).collect::<Vec<_>>(),
-    })))
-}
-
-async fn change_permissions(
-    State(st): State<AppState>,
-    Path(id): Path<u64>,
-    b: Result<Json<PermissionsBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let names =
-        b?.0.permisos
-            .ok_or_else(|| ApiError::field("permisos", "Este campo es requerido."))?;
-    let bits = parse_permissions(&names)?;
-    let store = st.store.clone();
-    let user = blocking(move || store.update_user(id, |u| u.permissions = bits)).await?;
-    Ok(Json(
-        json!({ "mensaje": "Permisos actualizados.", "usuario": user_json(&user) }),
-    ))
 }

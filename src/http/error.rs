@@ -42,6 +42,10 @@ pub enum ApiError {
     Join(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Internal(String),
+    /// A file could not be written (disk full, permissions): the operator must act, so the
+    /// message says what failed.
+    #[error("{0}")]
+    WriteFailed(String),
 }
 
 /// The message for a missing or unusable token (as the old system worded it).
@@ -140,6 +144,10 @@ impl IntoResponse for ApiError {
                 return resp;
             }
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "detail": m })),
+            ApiError::WriteFailed(m) => {
+                tracing::error!(error = %m, "write failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "detail": m }))
+            }
             ApiError::Store(_) | ApiError::Join(_) | ApiError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
                 (

@@ -120,7 +120,7 @@ requirement!(
 
 /// The authenticated user, checked to hold `R`'s permission (403 otherwise). Needs the route
 /// to be behind [`protect`], which authenticates.
-pub struct Authorized<R: Requirement>(pub User, std::marker::PhantomData<R>);
+pub struct Authorized<R: Requirement>(pub User, pub std::marker::PhantomData<R>);
 
 impl<S: Send + Sync, R: Requirement> axum::extract::FromRequestParts<S> for Authorized<R> {
     type Rejection = ApiError;

@@ -29,6 +29,8 @@ async fn healthz(State(st): State<AppState>) -> Response {
         "uptime_s": st.started.elapsed().as_secs(),
         "clock_ok": now_us() >= PLAUSIBLE_CLOCK_US,
         "ws_clients": st.live.clients(),
+        "site": { "name": st.config.raw.site.name, "timezone": st.config.raw.site.timezone },
+        "setup_pending": st.auth.setup_pending(),
     });
     let status = if ping.is_ok() && writer_ok {
         StatusCode::OK

@@ -11,7 +11,7 @@ use super::error::{ApiError, blocking};
 use super::guard::{Authorized, VerDashboard};
 use super::stages::stage_json;
 use crate::production::{self, Production, ProductionError};
-use crate::sitetime::{local_day, today};
+use crate::sitetime::{elapsed_fraction_of_today, local_day, today};
 use crate::store::stages::Stage;
 
 pub fn router() -> Router<AppState> {
@@ -45,6 +45,7 @@ pub async fn production_of(st: &AppState, stage: &Stage) -> Result<Production, A
         st.config.raw.materials.get(&stage.material_type),
         &daily,
         today(tz),
+        elapsed_fraction_of_today(tz),
         closed_day,
     )?)
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::{ApiError, blocking};
 use super::guard::{Authorized, GestionarLlenados, VerDashboard};
+use crate::reports::data::StageInfo;
 use crate::sitetime::{date_day, day_date, now_us, rfc3339, today};
 use crate::store::stages::{Stage, StageError, StageFields};
 
@@ -48,15 +49,34 @@ pub fn stage_json(st: &AppState, s: &Stage) -> Value {
     })
 }
 
+/// A stage as the reports show it.
+pub fn stage_info(st: &AppState, s: &Stage) -> StageInfo {
+    let tz = st.store.timezone();
+    StageInfo {
+        id: s.id,
+        number: s.number,
+        date: day_date(s.date).to_string(),
+        people: s.people.clone(),
+        material_type: s.material_type.clone(),
+        material_amount_kg: s.material_amount_kg,
+        material_humidity_pct: s.material_humidity_pct,
+        added_water_m3: s.added_water_m3,
+        temperature_c: s.temperature_c,
+        active: s.active,
+        created_at: rfc3339(tz, s.created_us),
+        closed_at: s.closed_us.map(|us| rfc3339(tz, us)),
+    }
+}
+
 impl From<StageError> for ApiError {
     fn from(e: StageError) -> Self {
         match e {
-            StageError::NotFound => ApiError::NotFound("Etapa no encontrada.".into()),
+            StageError::NotFound => ApiError::NotFound("Llenado no encontrado.".into()),
             StageError::Closed => {
-                ApiError::Conflict("La etapa está cerrada y ya no se puede modificar.".into())
+                ApiError::Conflict("El llenado está cerrado y ya no se puede modificar.".into())
             }
             StageError::NumberTaken(n) => {
-                ApiError::field("number", format!("Ya existe una etapa con el número {n}."))
+                ApiError::field("number", format!("Ya existe un llenado con el número {n}."))
             }
             StageError::Store(s) => ApiError::Store(s),
         }
@@ -85,7 +105,7 @@ async fn detail(
     let store = st.store.clone();
     let stage = blocking(move || store.stage(id))
         .await?
-        .ok_or_else(|| ApiError::NotFound("Etapa no encontrada.".into()))?;
+        .ok_or_else(|| ApiError::NotFound("Llenado no encontrado.".into()))?;
     Ok(Json(stage_json(&st, &stage)))
 }
 
@@ -297,10 +317,10 @@ async fn create(
     let mut out = stage_json(&st, &stage);
     let detail = match &closed {
         Some(c) => format!(
-            "Etapa {} creada; la etapa {} quedó cerrada.",
+            "Llenado {} creado; el llenado {} quedó cerrado.",
             stage.number, c.number
         ),
-        None => format!("Etapa {} creada.", stage.number),
+        None => format!("Llenado {} creado.", stage.number),
     };
     if let Value::Object(m) = &mut out {
         m.insert(
@@ -322,7 +342,7 @@ async fn patch(
     let store = st.store.clone();
     let current = blocking(move || store.stage(id))
         .await?
-        .ok_or_else(|| ApiError::NotFound("Etapa no encontrada.".into()))?;
+        .ok_or_else(|| ApiError::NotFound("Llenado no encontrado.".into()))?;
     if !current.active {
         return Err(StageError::Closed.into());
     }

@@ -1,0 +1,363 @@
+//! Reports: create (normal or final), history, download, regenerate. Rendering runs on the
+//! blocking pool, a bounded number at a time, and each file is written atomically.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::AppState;
+use super::error::{ApiError, blocking};
+use super::guard::{Authorized, GenerarReportes, VerReportes};
+use super::production::production_of;
+use super::stages::stage_info;
+use crate::reports::data::ReportType;
+use crate::reports::files::{self, Kind};
+use crate::reports::{self, build};
+use crate::sitetime::{now_us, rfc3339};
+use crate::store::reports::ReportRecord;
+use crate::store::stages::Stage;
+use crate::store::users::User;
+
+/// Shared report state: the next id and the rendering slots.
+#[derive(Clone)]
+pub struct ReportSlots {
+    next_id: Arc<AtomicU64>,
+    rendering: Arc<Semaphore>,
+}
+
+impl ReportSlots {
+    /// Continues numbering after `last_id`; at most two reports render at once (each holds
+    /// its document in memory; a Pi has little).
+    pub fn new(last_id: u64) -> Self {
+        Self {
+            next_id: Arc::new(AtomicU64::new(last_id + 1)),
+            rendering: Arc::new(Semaphore::new(2)),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/dashboard/report/create/", post(create))
+        .route("/api/dashboard/report/history/", get(history))
+        .route("/api/dashboard/report/download/{id}/{kind}/", get(download))
+        .route("/api/dashboard/report/regenerate/{id}/", post(regenerate))
+}
+
+fn url(id: u64, kind: Kind) -> String {
+    format!("/api/dashboard/report/download/{id}/{}/", kind.segment())
+}
+
+fn author(u: &User) -> String {
+    let full = format!("{} {}", u.first_name, u.last_name)
+        .trim()
+        .to_string();
+    if full.is_empty() {
+        u.username.clone()
+    } else {
+        full
+    }
+}
+
+fn record_json(st: &AppState, r: &ReportRecord) -> Value {
+    json!({
+        "id": r.id,
+        "created_at": rfc3339(st.store.timezone(), r.created_us),
+        "regenerated_at": r.regenerated_us.map(|us| rfc3339(st.store.timezone(), us)),
+        "report_type": r.report_type,
+        "stage": r.stage_id,
+        "stage_number": r.stage_number,
+        "user_name": r.user_name,
+        "production_estimated": r.production_estimated,
+        "production_real": r.production_real,
+        "observations": r.observations,
+        "inferences": r.inferences,
+        "pdf_url": url(r.id, Kind::Pdf),
+        "excel_url": url(r.id, Kind::Excel),
+        "csv_url": url(r.id, Kind::Csv),
+    })
+}
+
+/// Renders and writes the three files of report `id` for `stage`; returns the record fields
+/// (estimated, real, inferences) as printed.
+async fn render(
+    st: &AppState,
+    id: u64,
+    stage: &Stage,
+    report_type: ReportType,
+    observations: String,
+    inferences: Option<String>,
+    author: String,
+) -> Result<(f64, f64, String), ApiError> {
+    let production = production_of(st, stage).await?;
+    let store = st.store.clone();
+    let (sid, from) = (stage.id, stage.date);
+    let daily = blocking(move || store.daily(sid, from, i32::MAX)).await?;
+    let data = build::report_data(
+        build::Request {
+            id,
+            report_type,
+            observations,
+            inferences,
+            author,
+            generated_at: rfc3339(st.store.timezone(), now_us()),
+            site_name: st.config.raw.site.name.clone(),
+        },
+        stage_info(st, stage),
+        &production,
+        &daily,
+    );
+    let summary = (
+        data.totals.expected_to_date_m3,
+        data.totals.actual_total_m3,
+        data.inferences.clone(),
+    );
+    let _slot = st
+        .reports
+        .rendering
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let data_dir = st.config.data_dir().clone();
+    tokio::task::spawn_blocking(move || reports::write_all(&data_dir, &data))
+        .await?
+        .map_err(|e| {
+            tracing::error!(report = id, error = %e, "report not written");
+            ApiError::WriteFailed(format!("No se pudo generar el reporte: {e}"))
+        })?;
+    Ok(summary)
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    report_type: Option<String>,
+    observations: Option<String>,
+    inferences: Option<String>,
+    stage_id: Option<u64>,
+}
+
+fn report_type(s: Option<&str>) -> Result<ReportType, ApiError> {
+    match s.unwrap_or("normal") {
+        "normal" => Ok(ReportType::Normal),
+        "final" => Ok(ReportType::Final),
+        other => Err(ApiError::field(
+            "report_type",
+            format!("Tipo {other:?} no válido: usa \"normal\" o \"final\"."),
+        )),
+    }
+}
+
+async fn create(
+    State(st): State<AppState>,
+    Authorized(user, _): Authorized<GenerarReportes>,
+    b: Result<Json<CreateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = b?;
+    let kind = report_type(b.report_type.as_deref())?;
+    let store = st.store.clone();
+    let stage = match b.stage_id {
+        Some(id) => blocking(move || store.stage(id))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("La etapa {id} no existe.")))?,
+        None => {
+            let id = st.store.active_stage_id();
+            let stage = if id == 0 {
+                None
+            } else {
+                blocking(move || store.stage(id)).await?
+            };
+            stage.ok_or_else(|| {
+                ApiError::BadRequest(
+                    "No hay una etapa activa: crea un llenado o indica stage_id para reportar una etapa cerrada."
+                        .into(),
+                )
+            })?
+        }
+    };
+    if kind == ReportType::Final && !stage.active {
+        return Err(ApiError::Conflict(format!(
+            "La etapa {} ya está cerrada; no admite otro reporte final.",
+            stage.number
+        )));
+    }
+    let id = st.reports.next_id.fetch_add(1, Ordering::SeqCst);
+    let observations = b.observations.unwrap_or_default();
+    let custom = b.inferences.clone().filter(|t| !t.trim().is_empty());
+    let (estimated, real, inferences) = render(
+        &st,
+        id,
+        &stage,
+        kind,
+        observations.clone(),
+        custom.clone(),
+        author(&user),
+    )
+    .await?;
+    let mut stage_active = stage.active;
+    if kind == ReportType::Final {
+        let store = st.store.clone();
+        let sid = stage.id;
+        match blocking(move || store.close_stage(sid, now_us())).await {
+            Ok(_) => stage_active = false,
+            Err(e) => {
+                files::remove_all(st.config.data_dir(), id);
+                return Err(match e {
+                    ApiError::Conflict(_) => {
+                        ApiError::Conflict("La etapa ya fue cerrada por otro reporte final.".into())
+                    }
+                    other => other,
+                });
+            }
+        }
+    }
+    let record = ReportRecord {
+        id,
+        created_us: now_us(),
+        report_type: if kind == ReportType::Final {
+            "final"
+        } else {
+            "normal"
+        }
+        .into(),
+        stage_id: stage.id,
+        stage_number: stage.number,
+        user_name: author(&user),
+        production_estimated: estimated,
+        production_real: real,
+        observations,
+        inferences,
+        inferences_custom: custom.is_some(),
+        regenerated_us: None,
+    };
+    let store = st.store.clone();
+    let saved = record.clone();
+    blocking(move || store.put_report(&saved)).await?;
+    let detail = match kind {
+        ReportType::Final => format!(
+            "Reporte final {id} generado; el llenado {} quedó cerrado.",
+            stage.number
+        ),
+        ReportType::Normal => format!("Reporte {id} generado."),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id,
+            "pdf_url": url(id, Kind::Pdf),
+            "excel_url": url(id, Kind::Excel),
+            "csv_url": url(id, Kind::Csv),
+            "stage_active": stage_active,
+            "detail": detail,
+        })),
+    ))
+}
+
+async fn history(
+    State(st): State<AppState>,
+    _: Authorized<VerReportes>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.store.clone();
+    let list = blocking(move || store.reports()).await?;
+    Ok(Json(
+        json!({ "history": list.iter().map(|r| record_json(&st, r)).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    inline: Option<String>,
+}
+
+async fn download(
+    State(st): State<AppState>,
+    _: Authorized<VerReportes>,
+    Path((id, kind)): Path<(String, String)>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound("Reporte no encontrado.".into());
+    let id: u64 = id.parse().map_err(|_| not_found())?;
+    let kind = Kind::parse(&kind).ok_or_else(not_found)?;
+    let store = st.store.clone();
+    blocking(move || store.report(id))
+        .await?
+        .ok_or_else(not_found)?;
+    let file = tokio::fs::File::open(files::path(st.config.data_dir(), id, kind))
+        .await
+        .map_err(|_| not_found())?;
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    let inline = matches!(q.inline.as_deref(), Some("1" | "true"));
+    let disposition = format!(
+        "{}; filename=\"{}\"",
+        if inline { "inline" } else { "attachment" },
+        files::file_name(id, kind)
+    );
+    let mut resp = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(kind.content_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+async fn regenerate(
+    State(st): State<AppState>,
+    _: Authorized<GenerarReportes>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.store.clone();
+    let mut record = blocking(move || store.report(id))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("Reporte no encontrado.".into()))?;
+    let store = st.store.clone();
+    let sid = record.stage_id;
+    let stage = blocking(move || store.stage(sid))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("La etapa del reporte ya no existe.".into()))?;
+    let kind = report_type(Some(&record.report_type))?;
+    let custom = record.inferences_custom.then(|| record.inferences.clone());
+    let (estimated, real, inferences) = render(
+        &st,
+        id,
+        &stage,
+        kind,
+        record.observations.clone(),
+        custom,
+        record.user_name.clone(),
+    )
+    .await?;
+    record.production_estimated = estimated;
+    record.production_real = real;
+    record.inferences = inferences;
+    record.regenerated_us = Some(now_us());
+    let store = st.store.clone();
+    let saved = record.clone();
+    blocking(move || store.put_report(&saved)).await?;
+    let mut body = record_json(&st, &record);
+    if let Value::Object(m) = &mut body {
+        m.insert(
+            "detail".into(),
+            Value::from(format!("Reporte {id} regenerado con los datos actuales.")),
+        );
+        m.insert("stage_active".into(), Value::from(stage.active));
+    }
+    Ok(Json(body))
+}

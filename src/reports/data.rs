@@ -1,0 +1,111 @@
+//! Everything one report shows, built once and rendered three ways (PDF, Excel, CSV), so the
+//! three files and the API always carry the same numbers.
+
+use serde::Serialize;
+
+/// Normal (intermediate) or final (closes the stage) report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportType {
+    Normal,
+    Final,
+}
+
+impl ReportType {
+    /// The Spanish label used in documents.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReportType::Normal => "Reporte de seguimiento",
+            ReportType::Final => "Reporte final",
+        }
+    }
+}
+
+/// The stage's fields as shown in a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageInfo {
+    pub id: u64,
+    pub number: u32,
+    /// Loading date, `YYYY-MM-DD`.
+    pub date: String,
+    pub people: String,
+    pub material_type: String,
+    pub material_amount_kg: f64,
+    pub material_humidity_pct: f64,
+    pub added_water_m3: f64,
+    pub temperature_c: f64,
+    pub active: bool,
+    /// RFC 3339 in the site's zone.
+    pub created_at: String,
+    pub closed_at: Option<String>,
+}
+
+/// One row of the daily table (day 1 = loading day).
+#[derive(Debug, Clone, Serialize)]
+pub struct DayRow {
+    pub day: u32,
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// Expected production that day, m³ (0 past the end of the expected curve).
+    pub expected_m3: f64,
+    /// Measured production that day, m³ (0 when missing).
+    pub actual_m3: f64,
+    pub expected_cumulative_m3: f64,
+    pub actual_cumulative_m3: f64,
+    /// No gas measurement that day (distinct from a measured zero).
+    pub missing: bool,
+}
+
+/// min / mean / max / count of one sensor channel over the stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelStat {
+    /// API name of the channel (e.g. `temperatura`).
+    pub channel: String,
+    /// Spanish label with unit (e.g. `Temperatura (°C)`).
+    pub label: String,
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
+    pub count: u64,
+}
+
+/// Totals and ratios of the stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    /// Expected cumulative production at the last day with data, m³.
+    pub expected_to_date_m3: f64,
+    /// Expected production of the whole curve, m³ (the model's total).
+    pub expected_total_m3: f64,
+    pub actual_total_m3: f64,
+    /// (actual − expected to date) / expected to date × 100.
+    pub difference_pct: Option<f64>,
+    pub yield_m3_per_kg_fresh: f64,
+    pub yield_m3_per_kg_vs: Option<f64>,
+    /// Model inputs derived from the stage: total and volatile solids, biogas potential.
+    pub ts_kg: f64,
+    pub vs_kg: f64,
+    pub a_biogas_m3: f64,
+}
+
+/// The complete content of one report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportData {
+    pub id: u64,
+    pub site_name: String,
+    pub report_type: ReportType,
+    pub stage: StageInfo,
+    /// Every day from the loading day to the last day with data or the end of the expected
+    /// curve, whichever is later.
+    pub days: Vec<DayRow>,
+    pub totals: Totals,
+    pub sensors: Vec<ChannelStat>,
+    /// Dates (`YYYY-MM-DD`) without gas data.
+    pub missing_days: Vec<String>,
+    pub inferences: String,
+    pub observations: String,
+    pub author: String,
+    /// RFC 3339 in the site's zone.
+    pub generated_at: String,
+    /// Source of the model parameters, printed with them.
+    pub model_source: String,
+}
