@@ -21,10 +21,25 @@ need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
 need arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf
 need file file
 need curl curl
+need jq jq
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "== installing test tools: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The report tests read workbooks with openpyxl, from PyPI for whichever python3 is on PATH.
+if ! python3 -c 'import openpyxl' 2>/dev/null; then
+  echo "== installing openpyxl"
+  python3 -m pip install --quiet openpyxl 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages openpyxl
+fi
+
+# The metrics test parses /metrics with the Prometheus project's own Python parser.
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  echo "== installing prometheus_client"
+  python3 -m pip install --quiet prometheus_client 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages prometheus_client
 fi
 
 echo "== build (release, once)"
@@ -32,6 +47,11 @@ cargo build --release --all-targets --locked
 
 echo "== unit and black-box tests"
 cargo test --release --locked
+
+if [ -x scripts/test-browser.sh ]; then
+  echo "== browser: the operator's day in Debian's chromium"
+  scripts/test-browser.sh
+fi
 
 if [ -x scripts/test-packaging.sh ]; then
   echo "== packaging: systemd unit, installer, ARM builds under emulation"

@@ -36,6 +36,32 @@ pub enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Save a consistent snapshot of the store to a file: through the running service with
+    /// --url and --token, or directly from the store when the service is stopped.
+    Backup {
+        /// File to write (replaced atomically once complete and checked).
+        #[arg(long)]
+        out: PathBuf,
+        /// Address of the running service, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: Option<String>,
+        /// An administrator's access token (from POST /api/iniciar-sesion/). The
+        /// BIOGESTOR_TOKEN variable keeps it out of the process list.
+        #[arg(long, env = "BIOGESTOR_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Configuration file (for the data folder, when not using --url).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Replace the store with a snapshot made by `backup` (service stopped). The snapshot is
+    /// checked first; the current store is kept as biogestor.redb.before-restore-<time>.
+    Restore {
+        /// The snapshot file.
+        file: PathBuf,
+        /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
 }
 
 /// Account operations.

@@ -5,7 +5,7 @@
 //! and logged at a bounded rate; they never stop or slow the messages around them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,10 +13,12 @@ use rumqttd::Notification;
 use rumqttd::local::{LinkError, LinkRx};
 
 use crate::live::LiveHub;
+use crate::metrics;
 use crate::payload::{self, Limits};
 use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us};
 use crate::store::Counters;
 use crate::store::writer::{Incoming, WriterHandle};
+use crate::watchdog::Heartbeat;
 
 /// After a stop request, messages are still drained until the link is quiet this long...
 const QUIET: Duration = Duration::from_millis(300);
@@ -38,15 +40,16 @@ pub struct IngestDeps {
 pub struct Ingest {
     stop: Arc<AtomicBool>,
     join: JoinHandle<()>,
-    /// Time of the last loop turn (ms since start), for the liveness check.
-    pub heartbeat: Arc<AtomicU64>,
+    /// Beaten at every turn of the broker-link loop (at least every 100 ms), for the
+    /// watchdog.
+    pub heartbeat: Heartbeat,
 }
 
 impl Ingest {
     /// Starts reading `link`.
     pub fn spawn(link: LinkRx, deps: IngestDeps) -> std::io::Result<Ingest> {
         let stop = Arc::new(AtomicBool::new(false));
-        let heartbeat = Arc::new(AtomicU64::new(0));
+        let heartbeat = Heartbeat::new();
         let (s, h) = (stop.clone(), heartbeat.clone());
         let join = std::thread::Builder::new()
             .name("mqtt-ingest".into())
@@ -104,7 +107,7 @@ const MAX_QUEUED_BYTES: usize = 16 << 20;
 /// Bookkeeping bytes counted per queued message besides its payload and topic.
 const PER_MESSAGE_OVERHEAD: usize = 96;
 
-fn run(link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Arc<AtomicU64>) {
+fn run(link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Heartbeat) {
     let filters = deps.filters.clone();
     let counters = deps.counters.clone();
     let (tx, rx) = std::sync::mpsc::channel::<Raw>();
@@ -133,14 +136,13 @@ fn link_loop(
     tx: std::sync::mpsc::Sender<Raw>,
     queued: &AtomicUsize,
     stop: &AtomicBool,
-    heartbeat: &AtomicU64,
+    heartbeat: &Heartbeat,
     mut gaps: GapTracker,
 ) {
-    let started = Instant::now();
     let mut stopping_since: Option<Instant> = None;
     let mut last_message = Instant::now();
     loop {
-        heartbeat.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        heartbeat.beat();
         if let Some(since) = stopping_since {
             if last_message.elapsed() >= QUIET || since.elapsed() >= DRAIN_MAX {
                 break;
@@ -160,9 +162,13 @@ fn link_loop(
         match notification {
             Notification::Forward(f) => {
                 last_message = Instant::now();
+                metrics::mqtt_received();
                 gaps.observe(&f.publish.topic, f.cursor);
                 let size = f.publish.payload.len() + f.publish.topic.len() + PER_MESSAGE_OVERHEAD;
+                // Waiting for the parser (itself waiting for the writer) is deliberate
+                // back-pressure, not a hang: keep beating.
                 while queued.load(Ordering::Relaxed) > MAX_QUEUED_BYTES {
+                    heartbeat.beat();
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 queued.fetch_add(size, Ordering::Relaxed);
@@ -217,6 +223,7 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
                         }
                     }
                 }
+                metrics::mqtt_accepted();
                 let stage = deps.store.active_stage_id();
                 deps.live.publish(stage, ts_us, &reading);
                 if deps
@@ -234,6 +241,7 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
             }
             Err(why) => {
                 deps.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                metrics::mqtt_rejected();
                 log.rejected(&topic, &why);
             }
         }
@@ -276,6 +284,7 @@ impl GapTracker {
         {
             let lost = offset - prev - 1;
             self.counters.dropped.fetch_add(lost, Ordering::Relaxed);
+            metrics::mqtt_dropped(lost);
             if self
                 .logged
                 .is_none_or(|t| t.elapsed() > Duration::from_secs(10))

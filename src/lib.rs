@@ -5,19 +5,23 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod backup;
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod payload;
 pub mod production;
 pub mod reading;
+pub mod reports;
 pub mod serve;
 pub mod simulate;
 pub mod sitetime;
 pub mod store;
 pub mod topic;
 pub mod useradmin;
+pub mod watchdog;

@@ -34,6 +34,59 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// `biogestor backup`: through the service with `--url`, else directly from the store.
+fn backup(
+    out: &std::path::Path,
+    url: Option<String>,
+    token: Option<String>,
+    config: &std::path::Path,
+) -> Result<ExitCode, ExitCode> {
+    let started = std::time::Instant::now();
+    let result = match (url, token) {
+        (Some(url), Some(token)) => {
+            biogestor::backup::backup_remote(&url, &token, out, chrono_tz::UTC).map(|(bytes, v)| {
+                format!(
+                    "wrote {} ({bytes} bytes, {} readings, {} accounts) from {url} in {:.1} s",
+                    out.display(),
+                    v.readings,
+                    v.users,
+                    started.elapsed().as_secs_f64()
+                )
+            })
+        }
+        (Some(_), None) => {
+            eprintln!(
+                "biogestor backup: --url needs --token (or BIOGESTOR_TOKEN): an administrator's \
+                 access token, from POST /api/iniciar-sesion/"
+            );
+            return Err(ExitCode::from(2));
+        }
+        (None, _) => {
+            let c = load(config)?;
+            biogestor::backup::backup_direct(&c, out).map(|info| {
+                format!(
+                    "wrote {} ({} bytes, {} readings, {} rows) in {:.1} s",
+                    out.display(),
+                    info.bytes,
+                    info.readings,
+                    info.rows,
+                    info.elapsed.as_secs_f64()
+                )
+            })
+        }
+    };
+    match result {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("biogestor backup: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) | Err(code) => code,
@@ -101,6 +154,38 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
                 }
                 Err(e) => {
                     eprintln!("biogestor user add: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Backup {
+            out,
+            url,
+            token,
+            config,
+        } => backup(&out, url, token, &config),
+        Command::Restore { file, config } => {
+            let c = load(&config)?;
+            match biogestor::backup::restore(&c, &file) {
+                Ok(r) => {
+                    println!(
+                        "restored {} into {} (schema {}, {} readings, {} accounts)",
+                        file.display(),
+                        r.installed.display(),
+                        r.found.schema,
+                        r.found.readings,
+                        r.found.users
+                    );
+                    if let Some(prev) = r.previous {
+                        println!("the previous store was kept as {}", prev.display());
+                    }
+                    if let Some(w) = r.ownership_warning {
+                        eprintln!("biogestor restore: warning: {w}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("biogestor restore: {e}");
                     Err(ExitCode::FAILURE)
                 }
             }

@@ -1,6 +1,10 @@
 //! `biogestor serve`: opens the store, starts the writer, broker, ingest and HTTP server, and
 //! on SIGTERM/SIGINT stops them in the order that loses nothing: intake first (draining what
 //! the broker acknowledged), then the pending batch is committed and the store closed last.
+//!
+//! Under systemd (`Type=notify`) it reports `READY=1` once the HTTP server answers (the store
+//! is open and the broker listens by then), `STOPPING=1` when the stop signal arrives, and
+//! feeds the watchdog while ingest, the writer and HTTP are alive (see [`crate::watchdog`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +21,7 @@ use crate::live::LiveHub;
 use crate::payload::Limits;
 use crate::store::writer::{self, WriterConfig};
 use crate::store::{Store, StoreError};
+use crate::watchdog::{self, Liveness};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +41,16 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Forgets revoked refresh tokens once they have expired anyway, hourly.
-fn spawn_revocation_pruner(store: Store) {
+/// Forgets revoked refresh tokens once they have expired anyway, hourly, until `stop` (so its
+/// store handle is released before the store is closed).
+fn spawn_revocation_pruner(store: Store, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
             let s = store.clone();
             let now = chrono::Utc::now().timestamp();
             match tokio::task::spawn_blocking(move || s.prune_revoked(now)).await {
@@ -74,7 +83,8 @@ pub async fn run(
         a.access_minutes,
         a.refresh_days,
     )?;
-    spawn_revocation_pruner(store.clone());
+    let shutdown = CancellationToken::new();
+    spawn_revocation_pruner(store.clone(), shutdown.clone());
     let (writer, writer_thread) = writer::spawn(
         store.clone(),
         WriterConfig {
@@ -110,33 +120,51 @@ pub async fn run(
         },
     )?;
 
-    let shutdown = CancellationToken::new();
     let state = AppState {
         store: store.clone(),
         live,
         config: cfg.clone(),
         started,
         auth,
+        reports: http::ReportSlots::new(store.last_report_id()?),
         shutdown: shutdown.clone(),
     };
     let app = http::router(state);
-    tracing::info!(
-        http = %cfg.http_bind,
-        mqtt = %cfg.mqtt_bind,
-        data_dir = %raw.storage.data_dir.display(),
-        topics = ?raw.mqtt.topics,
-        startup_ms = started.elapsed().as_millis() as u64,
-        "biogestor ready"
-    );
+    let http_addr = http_listener.local_addr()?;
 
     let signal = shutdown.clone();
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(http_listener, app).with_graceful_shutdown(async move {
         stop.await;
+        watchdog::notify_stopping();
         tracing::info!("shutting down: stopping intake and committing pending readings");
         signal.cancel();
     });
-    let served = server.await;
+    let server = tokio::spawn(server.into_future());
+
+    // Ready means answering: the store is open and the broker listens already.
+    if watchdog::wait_http(http_addr, &shutdown).await {
+        tracing::info!(
+            http = %cfg.http_bind,
+            mqtt = %cfg.mqtt_bind,
+            data_dir = %raw.storage.data_dir.display(),
+            topics = ?raw.mqtt.topics,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "biogestor ready"
+        );
+        watchdog::notify_ready();
+        watchdog::spawn(
+            Liveness {
+                ingest: ingest.heartbeat.clone(),
+                writer: writer.heartbeat(),
+                http: http_addr,
+            },
+            shutdown.clone(),
+        );
+    }
+    let served = server
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
 
     // Intake first, so every message the broker acknowledged reaches the writer.
     tokio::task::spawn_blocking(move || {

@@ -2,13 +2,16 @@
 //! apart from serving it so tests and the server share it.
 
 mod accounts;
+pub mod admin;
 mod assets;
 mod dashboard;
 pub mod error;
 pub mod guard;
 mod health;
 mod production;
+mod reports;
 mod stages;
+mod users;
 mod ws;
 
 use std::sync::Arc;
@@ -25,6 +28,8 @@ use crate::live::LiveHub;
 use crate::store::Store;
 use crate::store::users::Permission;
 
+pub use reports::ReportSlots;
+
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -33,6 +38,7 @@ pub struct AppState {
     pub config: Arc<ValidConfig>,
     pub started: Instant,
     pub auth: Auth,
+    pub reports: reports::ReportSlots,
     /// Cancelled at shutdown so WebSocket tasks end (axum's graceful shutdown does not wait
     /// for upgraded connections).
     pub shutdown: CancellationToken,
@@ -42,8 +48,9 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.raw.http.max_body_bytes as usize;
     let dashboard = dashboard::router().merge(ws::router());
-    Router::new()
+    let app = Router::new()
         .merge(health::router())
+        .merge(admin::router(&state))
         .merge(accounts::router(&state))
         .merge(guard::protect(
             dashboard,
@@ -51,12 +58,15 @@ pub fn router(state: AppState) -> Router {
             Some(Permission::VerDashboard),
         ))
         .merge(guard::protect(
-            stages::router().merge(production::router()),
+            stages::router()
+                .merge(production::router())
+                .merge(reports::router()),
             &state,
             None,
         ))
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new())
-        .with_state(state)
+        .with_state(state);
+    admin::observe(app)
 }

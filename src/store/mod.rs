@@ -1,11 +1,12 @@
 //! The appliance's only persistent state: one redb file in `data_dir`. Handlers and the ingest
 //! path use this narrow typed API and never open tables themselves.
 
-mod codec;
+pub(crate) mod codec;
 pub mod daily;
 mod queries;
+pub mod reports;
 pub mod stages;
-mod tables;
+pub(crate) mod tables;
 pub mod users;
 pub mod writer;
 
@@ -168,6 +169,7 @@ impl Store {
         let c = &self.counters;
         c.rejected
             .store(get(meta_key::REJECTED)?, Ordering::Relaxed);
+        c.dropped.store(get(meta_key::DROPPED)?, Ordering::Relaxed);
         c.readings_total
             .store(get(meta_key::READINGS_TOTAL)?, Ordering::Relaxed);
         c.last_reading_us
@@ -189,6 +191,11 @@ impl Store {
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The open database, for whole-store operations (backup) that copy every table.
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
     }
 
     /// Proves the store answers: opens a read transaction and reads the schema version.

@@ -5,6 +5,10 @@
 //!
 //! A failed commit (disk full, I/O error) keeps the batch in memory and retries with back-off;
 //! the health check reports the writer unhealthy meanwhile. Nothing is dropped.
+//!
+//! The thread beats a [`Heartbeat`] at every loop turn (at least every [`TICK`], even when
+//! idle) and at every retry, so the systemd watchdog can tell a writer that waits or retries
+//! from one that is stuck inside a commit.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -18,8 +22,13 @@ use super::codec::{decode_daily, decode_meter, encode_daily, encode_meter, encod
 use super::daily::{Daily, MeterState};
 use super::tables::{DAILY, META, METERS, READINGS, meta_key};
 use super::{Store, StoreError};
+use crate::metrics;
 use crate::reading::Reading;
 use crate::sitetime::{day_bounds, local_day};
+use crate::watchdog::Heartbeat;
+
+/// Longest the writer waits without beating its heartbeat.
+pub const TICK: Duration = Duration::from_millis(250);
 
 /// A parsed reading waiting to be committed.
 #[derive(Debug, Clone)]
@@ -41,9 +50,15 @@ const QUEUE: usize = 32_768;
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: SyncSender<Msg>,
+    heartbeat: Heartbeat,
 }
 
 impl WriterHandle {
+    /// The writer thread's heartbeat (for the watchdog).
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
+    }
+
     /// Queues a reading; blocks only when the queue is full (the writer is behind).
     pub fn submit(&self, item: Incoming) -> Result<(), StoreError> {
         self.tx
@@ -76,11 +91,12 @@ pub fn spawn(
 ) -> Result<(WriterHandle, JoinHandle<()>), StoreError> {
     let (tx, rx) = sync_channel(QUEUE);
     let mut writer = Writer::new(store, cfg)?;
+    let heartbeat = writer.heartbeat.clone();
     let join = std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || writer.run(rx))
         .map_err(|e| StoreError::Db(e.into()))?;
-    Ok((WriterHandle { tx }, join))
+    Ok((WriterHandle { tx, heartbeat }, join))
 }
 
 struct Writer {
@@ -92,6 +108,14 @@ struct Writer {
     last_key: HashMap<u64, i64>,
     persisted_rejected: u64,
     persisted_dropped: u64,
+    heartbeat: Heartbeat,
+}
+
+/// What waiting for the queue produced.
+enum Received {
+    Msg(Msg),
+    Deadline,
+    Closed,
 }
 
 impl Writer {
@@ -116,33 +140,60 @@ impl Writer {
             last_key: HashMap::new(),
             persisted_rejected,
             persisted_dropped,
+            heartbeat: Heartbeat::new(),
         })
+    }
+
+    /// Waits for the next message until `deadline`, beating the heartbeat at least every
+    /// [`TICK`].
+    fn recv_until(&self, rx: &Receiver<Msg>, deadline: Instant) -> Received {
+        loop {
+            self.heartbeat.beat();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Received::Deadline;
+            }
+            match rx.recv_timeout(left.min(TICK)) {
+                Ok(msg) => return Received::Msg(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Received::Closed,
+            }
+        }
     }
 
     fn run(&mut self, rx: Receiver<Msg>) {
         let mut open = true;
         while open {
             // Wait for the first item of a batch, waking up now and then to persist counters.
-            match rx.recv_timeout(self.cfg.commit_interval) {
-                Ok(msg) => self.take(msg),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = false,
+            match self.recv_until(&rx, Instant::now() + self.cfg.commit_interval) {
+                Received::Msg(msg) => self.take(msg),
+                Received::Deadline => {}
+                Received::Closed => open = false,
             }
             let deadline = Instant::now() + self.cfg.commit_interval;
             while open && self.waiters.is_empty() && self.batch.len() < self.cfg.max_batch {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                match rx.recv_timeout(left) {
-                    Ok(msg) => self.take(msg),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => open = false,
+                match self.recv_until(&rx, deadline) {
+                    Received::Msg(msg) => self.take(msg),
+                    Received::Deadline => break,
+                    Received::Closed => open = false,
                 }
             }
             self.commit_with_retry(open);
         }
         tracing::debug!("store writer stopped");
+    }
+
+    /// Sleeps `d` while beating the heartbeat: retrying is being alive.
+    fn sleep_beating(&self, d: Duration) {
+        let until = Instant::now() + d;
+        loop {
+            self.heartbeat.beat();
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(TICK));
+        }
     }
 
     fn take(&mut self, msg: Msg) {
@@ -162,6 +213,7 @@ impl Writer {
     fn commit_with_retry(&mut self, running: bool) {
         let mut backoff = Duration::from_millis(200);
         while self.dirty() {
+            self.heartbeat.beat();
             let started = Instant::now();
             match self.commit() {
                 Ok(n) => {
@@ -170,6 +222,7 @@ impl Writer {
                         .writer_healthy
                         .store(true, Ordering::Relaxed);
                     if n > 0 {
+                        metrics::committed(n as u64, started.elapsed());
                         tracing::trace!(
                             readings = n,
                             ms = started.elapsed().as_millis() as u64,
@@ -184,7 +237,7 @@ impl Writer {
                         .writer_healthy
                         .store(false, Ordering::Relaxed);
                     tracing::error!(error = %e, pending = self.batch.len(), "commit failed; readings kept in memory, retrying");
-                    std::thread::sleep(backoff);
+                    self.sleep_beating(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     if !running && backoff >= Duration::from_secs(10) {
                         tracing::error!(
@@ -334,5 +387,36 @@ impl DayCache {
         let day = local_day(self.tz, ts_us);
         self.current = day_bounds(self.tz, day).map(|(s, e)| (s, e, day));
         day
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_writer_keeps_beating_even_with_a_long_commit_interval() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path(), 4, chrono_tz::UTC).expect("store");
+        let (handle, join) = spawn(
+            store.clone(),
+            WriterConfig {
+                commit_interval: Duration::from_secs(60),
+                max_batch: 100,
+            },
+        )
+        .expect("writer");
+        let beat = handle.heartbeat();
+        for _ in 0..8 {
+            std::thread::sleep(Duration::from_millis(150));
+            assert!(
+                beat.age() <= TICK + Duration::from_millis(100),
+                "{:?}",
+                beat.age()
+            );
+        }
+        drop(handle);
+        join.join().expect("join");
+        store.close().expect("close");
     }
 }

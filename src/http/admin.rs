@@ -1,0 +1,218 @@
+//! Operations endpoints and the observability layers of the router.
+//!
+//! - `GET /api/admin/backup` (administrators: `AprobarUsuarios`): a consistent snapshot of the
+//!   whole store, taken while ingest continues, sent as a file download.
+//! - `GET /metrics`: Prometheus text format, for an administrator's access token or the
+//!   configured `auth.metrics_token` (a Bearer token).
+//! - Every request is counted by matched route and status, and runs in a tracing span named
+//!   after its matched route (never the raw URI, whose query may carry a token).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tower_http::LatencyUnit;
+use tower_http::classify::ServerErrorsFailureClass;
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use super::AppState;
+use super::error::{ApiError, NO_CREDENTIALS, blocking};
+use super::guard::{CurrentUser, authenticate, protect};
+use crate::backup::{self, BACKUP_DIR, BackupError};
+use crate::metrics;
+use crate::store::users::Permission;
+
+/// Route label of requests that matched no route (static files, unknown paths).
+const UNMATCHED: &str = "unmatched";
+
+/// The operations routes, each with its own access rule.
+pub fn router(state: &AppState) -> Router<AppState> {
+    // One snapshot at a time: each needs as much free disk as the live data.
+    let busy = Arc::new(Semaphore::new(1));
+    let backup_route = Router::new().route(
+        "/api/admin/backup",
+        get(move |st: State<AppState>, user: Extension<CurrentUser>| {
+            backup(st, user, busy.clone())
+        }),
+    );
+    Router::new()
+        .merge(protect(
+            backup_route,
+            state,
+            Some(Permission::AprobarUsuarios),
+        ))
+        .route("/metrics", get(metrics_handler))
+}
+
+/// Adds request counting and request spans to the complete router. Both run after routing, so
+/// they see the matched route.
+pub fn observe(router: Router) -> Router {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<Body>| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(UNMATCHED, MatchedPath::as_str);
+            if route == "/healthz" {
+                tracing::debug_span!("http", method = %req.method(), route)
+            } else {
+                tracing::info_span!("http", method = %req.method(), route)
+            }
+        })
+        .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+        .on_response(
+            DefaultOnResponse::new()
+                .level(Level::DEBUG)
+                .latency_unit(LatencyUnit::Millis),
+        )
+        .on_failure(
+            |failure: ServerErrorsFailureClass, latency: Duration, span: &tracing::Span| {
+                // A failing /healthz (its span is debug-level, so disabled at info) is polled by
+                // the watchdog every few seconds; the writer already logs why it fails.
+                if !span.is_disabled() {
+                    tracing::warn!(
+                        classification = %failure,
+                        latency_ms = latency.as_millis() as u64,
+                        "response failed"
+                    );
+                }
+            },
+        );
+    router
+        .layer(middleware::from_fn(count_request))
+        .layer(trace)
+}
+
+/// Counts the request by matched route, method and status.
+async fn count_request(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED.to_string(), |m| m.as_str().to_string());
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    metrics::http_request(&route, &method, resp.status().as_u16());
+    resp
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::Store(s) => ApiError::Store(s),
+            BackupError::Io { .. } => ApiError::WriteFailed(format!(
+                "No se pudo escribir la copia de seguridad ({e}). Revisa el espacio libre en disco."
+            )),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+async fn backup(
+    State(st): State<AppState>,
+    Extension(CurrentUser(user)): Extension<CurrentUser>,
+    busy: Arc<Semaphore>,
+) -> Result<Response, ApiError> {
+    let permit = busy.try_acquire_owned().map_err(|_| {
+        ApiError::Conflict("Ya hay una copia de seguridad en curso; espera a que termine.".into())
+    })?;
+    let store = st.store.clone();
+    let dir = st.config.data_dir().join(BACKUP_DIR);
+    let pending = blocking(move || backup::snapshot_for_download(&store, &dir)).await?;
+    let info = pending.info;
+    tracing::info!(
+        user = %user.username,
+        rows = info.rows,
+        readings = info.readings,
+        bytes = info.bytes,
+        ms = info.elapsed.as_millis() as u64,
+        "backup snapshot taken"
+    );
+    let file = tokio::fs::File::open(&pending.path).await;
+    // The open file stays readable after it is unlinked, and its space is freed when the
+    // download ends, however it ends (finished, cancelled, connection lost).
+    let _ = tokio::fs::remove_file(&pending.path).await;
+    let file = file.map_err(|e| ApiError::Internal(format!("snapshot vanished: {e}")))?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024).map(move |chunk| {
+        // Holding the permit until the last byte keeps a second snapshot from filling the disk.
+        let _hold = &permit;
+        chunk
+    });
+    let name = backup::download_name(&st.config.raw.site.name, st.config.timezone);
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.bytes));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// The Bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// Compares secrets without an early exit that would reveal how much of them matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Accepts the configured metrics token or an administrator's access token.
+async fn authorize_metrics(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = bearer(headers).ok_or_else(|| ApiError::Unauthorized(NO_CREDENTIALS.into()))?;
+    let configured = &st.config.raw.auth.metrics_token;
+    if !configured.is_empty() && constant_time_eq(configured.as_bytes(), token.as_bytes()) {
+        return Ok(());
+    }
+    let user = authenticate(st, Some(token)).await?;
+    if !user.has(Permission::AprobarUsuarios) {
+        return Err(ApiError::Forbidden(format!(
+            "No tienes permiso para realizar esta acción (requiere {}).",
+            Permission::AprobarUsuarios.name()
+        )));
+    }
+    Ok(())
+}
+
+async fn metrics_handler(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_metrics(&st, &headers).await?;
+    let counters = st.store.counters();
+    let body = metrics::render(&metrics::Scrape {
+        store_file: st.store.path(),
+        ws_clients: st.live.clients(),
+        uptime: st.started.elapsed(),
+        writer_healthy: counters
+            .writer_healthy
+            .load(std::sync::atomic::Ordering::Relaxed),
+    })
+    .map_err(|_| ApiError::Internal("encoding the metrics failed".into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, metrics::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
