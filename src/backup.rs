@@ -213,7 +213,7 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
 /// service keeps running. Blocking: call it from a blocking thread.
 pub fn snapshot(store: &Store, dest: &Path) -> Result<SnapshotInfo, BackupError> {
     let started = Instant::now();
-    let src = store.database().begin_read()?;
+    let src = store.db()?.begin_read()?;
     let known: BTreeSet<&str> = table_names().into_iter().collect();
     for t in src.list_tables()? {
         if !known.contains(t.name()) {
@@ -475,7 +475,7 @@ mod tests {
     fn every_table_of_a_new_store_is_backed_up() {
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::open(dir.path(), 4, chrono_tz::UTC).expect("store");
-        let txn = store.database().begin_read().expect("read");
+        let txn = store.db().expect("open").begin_read().expect("read");
         let mut present: Vec<String> = txn
             .list_tables()
             .expect("tables")

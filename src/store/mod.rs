@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use chrono_tz::Tz;
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use queries::{Bucket, BucketStats, ReadingsPage, StoredReading};
@@ -53,6 +54,8 @@ pub enum StoreError {
     Corrupt { table: &'static str, detail: String },
     #[error("the writer is not running")]
     WriterGone,
+    #[error("the store is being reopened after an I/O error; try again")]
+    Reopening,
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
 }
@@ -78,6 +81,23 @@ impl From<redb::CommitError> for StoreError {
     }
 }
 
+/// Opens (or creates) the database file with a bounded cache.
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: path.to_path_buf(),
+            },
+            redb::DatabaseError::Storage(redb::StorageError::Io(source)) => StoreError::DataDir {
+                path: path.parent().unwrap_or(path).to_path_buf(),
+                source,
+            },
+            other => StoreError::Db(other.into()),
+        })
+}
+
 /// Counters kept in memory for the API and persisted by the writer at each commit.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -97,8 +117,9 @@ pub struct Counters {
 /// Shared handle to the open store (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<RwLock<Option<Database>>>,
     path: PathBuf,
+    cache_bytes: usize,
     tz: Tz,
     counters: Arc<Counters>,
     active_stage: Arc<AtomicU64>,
@@ -114,19 +135,15 @@ impl Store {
         };
         std::fs::create_dir_all(data_dir).map_err(dir_err)?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::builder()
-            .set_cache_size((cache_size_mb as usize) << 20)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StoreError::InUse { path: path.clone() }
-                }
-                redb::DatabaseError::Storage(redb::StorageError::Io(io)) => dir_err(io),
-                other => StoreError::Db(other.into()),
-            })?;
+        let cache_bytes = (cache_size_mb as usize) << 20;
+        let db = open_database(&path, cache_bytes).map_err(|e| match e {
+            StoreError::DataDir { source, .. } => dir_err(source),
+            other => other,
+        })?;
         let store = Store {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(Some(db))),
             path,
+            cache_bytes,
             tz,
             counters: Arc::new(Counters::default()),
             active_stage: Arc::new(AtomicU64::new(0)),
@@ -138,7 +155,7 @@ impl Store {
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(meta_key::SCHEMA)?.map(|v| v.value());
@@ -162,7 +179,7 @@ impl Store {
     }
 
     fn load_counters(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         let get =
             |k| -> Result<u64, StoreError> { Ok(meta.get(k)?.map(|v| v.value()).unwrap_or(0)) };
@@ -193,14 +210,27 @@ impl Store {
         &self.path
     }
 
-    /// The open database, for whole-store operations (backup) that copy every table.
-    pub(crate) fn database(&self) -> &Database {
-        &self.db
+    /// The open database. Held only for the start of a transaction (transactions do not
+    /// borrow it), so [`Store::reopen`] can swap it.
+    pub(crate) fn db(&self) -> Result<MappedRwLockReadGuard<'_, Database>, StoreError> {
+        RwLockReadGuard::try_map(self.db.read(), Option::as_ref).map_err(|_| StoreError::Reopening)
+    }
+
+    /// Closes and reopens the database file. redb refuses every commit after an I/O error
+    /// (e.g. a full disk) until the file is reopened; the writer calls this so that, once
+    /// space is freed, the readings it kept in memory are committed without a restart.
+    pub(crate) fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self.db.write();
+        drop(guard.take());
+        let db = open_database(&self.path, self.cache_bytes)?;
+        *guard = Some(db);
+        tracing::info!(path = %self.path.display(), "store reopened");
+        Ok(())
     }
 
     /// Proves the store answers: opens a read transaction and reads the schema version.
     pub fn ping(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(meta_key::SCHEMA)?.map(|v| v.value()).unwrap_or(0))
     }
@@ -208,15 +238,10 @@ impl Store {
     /// Closes the database cleanly so the next start needs no repair. Fails if another handle
     /// (a request still running) holds it; the file is then closed when the last one drops.
     pub fn close(self) -> Result<(), StoreError> {
-        let mut db = self.db;
-        for _ in 0..40 {
-            match Arc::try_unwrap(db) {
-                Ok(db) => return db.close().map_err(|e| StoreError::Db(e.into())),
-                Err(shared) => db = shared,
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        let taken = self.db.write().take();
+        match taken {
+            Some(db) => db.close().map_err(|e| StoreError::Db(e.into())),
+            None => Ok(()),
         }
-        tracing::warn!("store still in use at shutdown; it closes when the last request ends");
-        Ok(())
     }
 }

@@ -74,7 +74,7 @@ impl Store {
         to_us: i64,
         limit: usize,
     ) -> Result<ReadingsPage, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let stages = match stage {
             Some(s) => vec![s],
             None => self.reading_stages(&txn)?,
@@ -109,7 +109,7 @@ impl Store {
         to_us: i64,
         bucket_us: i64,
     ) -> Result<Vec<Bucket>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let stages = match stage {
             Some(s) => vec![s],
             None => self.reading_stages(&txn)?,
@@ -169,7 +169,7 @@ impl Store {
         from: DayNumber,
         to: DayNumber,
     ) -> Result<Vec<(DayNumber, Daily)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(DAILY)?;
         let mut out = Vec::new();
         for row in t.range((stage, from)..=(stage, to))? {
@@ -181,7 +181,7 @@ impl Store {
 
     /// Readings counted on `day` across all stages.
     pub fn readings_on_day(&self, day: DayNumber) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(DAILY)?;
         let mut n = 0;
         for row in t.iter()? {
@@ -196,7 +196,7 @@ impl Store {
     /// Reports generated so far.
     pub fn reports_count(&self) -> Result<u64, StoreError> {
         use redb::ReadableTableMetadata;
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(REPORTS)?.len()?)
     }
 

@@ -48,7 +48,7 @@ impl Store {
     /// Saves (or replaces) a report record.
     pub fn put_report(&self, r: &ReportRecord) -> Result<(), StoreError> {
         let bytes = postcard::to_stdvec(&RowRef::V1(r)).map_err(corrupt)?;
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(REPORTS)?.insert(r.id, bytes.as_slice())?;
         txn.commit()?;
         Ok(())
@@ -56,7 +56,7 @@ impl Store {
 
     /// The report with `id`.
     pub fn report(&self, id: u64) -> Result<Option<ReportRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(REPORTS)?;
         let Some(v) = t.get(id)? else {
             return Ok(None);
@@ -67,7 +67,7 @@ impl Store {
 
     /// Every report, newest first.
     pub fn reports(&self) -> Result<Vec<ReportRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(REPORTS)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev() {
@@ -79,7 +79,7 @@ impl Store {
 
     /// The highest report id used so far (0 when none).
     pub fn last_report_id(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(REPORTS)?;
         Ok(t.last()?.map(|(k, _)| k.value()).unwrap_or(0))
     }

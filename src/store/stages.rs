@@ -99,7 +99,7 @@ from_redb!(
 impl Store {
     /// Every stage, newest first.
     pub fn stages(&self) -> Result<Vec<Stage>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(STAGES)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev() {
@@ -110,7 +110,7 @@ impl Store {
 
     /// The stage with `id`.
     pub fn stage(&self, id: u64) -> Result<Option<Stage>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(STAGES)?;
         t.get(id)?.map(|v| decode(v.value())).transpose()
     }
@@ -122,7 +122,7 @@ impl Store {
 
     /// Reads the active stage from the table (at open).
     pub(super) fn load_active_stage(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(STAGES)?;
         let mut active = 0;
         for row in t.iter()?.rev() {
@@ -142,7 +142,7 @@ impl Store {
         f: StageFields,
         now_us: i64,
     ) -> Result<(Stage, Option<Stage>), StageError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let (stage, closed) = {
             let mut t = txn.open_table(STAGES)?;
             let mut all = Vec::new();
@@ -188,7 +188,7 @@ impl Store {
 
     /// Applies a correction to the active stage `id`.
     pub fn update_stage(&self, id: u64, f: impl FnOnce(&mut Stage)) -> Result<Stage, StageError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let stage = {
             let mut t = txn.open_table(STAGES)?;
             let mut stage = match t.get(id)? {
@@ -219,7 +219,7 @@ impl Store {
 
     /// Closes the active stage `id`; later readings go to stage 0 until a new stage starts.
     pub fn close_stage(&self, id: u64, now_us: i64) -> Result<Stage, StageError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let stage = {
             let mut t = txn.open_table(STAGES)?;
             let mut stage = match t.get(id)? {

@@ -155,7 +155,7 @@ pub struct NewUser {
 impl Store {
     /// Creates an account; user names are unique ignoring case, e-mails unique ignoring case.
     pub fn create_user(&self, new: NewUser) -> Result<User, UserError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let user = {
             let mut by_name = txn.open_table(USERS_BY_NAME)?;
             let mut by_email = txn.open_table(USERS_BY_EMAIL)?;
@@ -191,14 +191,14 @@ impl Store {
 
     /// The account with `id`.
     pub fn user(&self, id: u64) -> Result<Option<User>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(USERS)?;
         t.get(id)?.map(|v| decode(v.value())).transpose()
     }
 
     /// The account named `username` (any case).
     pub fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let names = txn.open_table(USERS_BY_NAME)?;
         let Some(id) = names
             .get(username.to_lowercase().as_str())?
@@ -212,7 +212,7 @@ impl Store {
 
     /// Every account, oldest first.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(USERS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -224,13 +224,13 @@ impl Store {
     /// Number of accounts.
     pub fn user_count(&self) -> Result<u64, StoreError> {
         use redb::ReadableTableMetadata;
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(USERS)?.len()?)
     }
 
     /// Changes an account with `f`, refusing to leave nobody able to approve users.
     pub fn update_user(&self, id: u64, f: impl FnOnce(&mut User)) -> Result<User, UserError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let user = {
             let mut users = txn.open_table(USERS)?;
             let mut user = match users.get(id)? {
@@ -260,7 +260,7 @@ impl Store {
 
     /// Records a refresh token id as revoked until its expiry (µs).
     pub fn revoke_token(&self, jti: &str, exp_s: i64) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(REVOKED)?.insert(jti, exp_s)?;
         txn.commit()?;
         Ok(())
@@ -269,7 +269,7 @@ impl Store {
     /// Revokes `old` and reports whether it was still valid, atomically: two concurrent
     /// refreshes with the same token cannot both succeed.
     pub fn revoke_if_active(&self, jti: &str, exp_s: i64) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let fresh = {
             let mut t = txn.open_table(REVOKED)?;
             let fresh = t.get(jti)?.is_none();
@@ -284,13 +284,13 @@ impl Store {
 
     /// Whether a token id was revoked.
     pub fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(REVOKED)?.get(jti)?.is_some())
     }
 
     /// Forgets revocations of tokens that have expired anyway; returns how many.
     pub fn prune_revoked(&self, now_s: i64) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let removed = {
             let mut t = txn.open_table(REVOKED)?;
             let mut n = 0;

@@ -43,6 +43,9 @@ enum Msg {
     Flush(SyncSender<()>),
 }
 
+/// How long a flush (shutdown) waits for a store that keeps failing before giving up.
+const SHUTDOWN_GIVE_UP: Duration = Duration::from_secs(8);
+
 /// Queue depth between ingest and the writer (≈ 10 MB at most): over a second at full rate.
 const QUEUE: usize = 32_768;
 
@@ -122,7 +125,7 @@ impl Writer {
     fn new(store: Store, cfg: WriterConfig) -> Result<Self, StoreError> {
         let mut meters = HashMap::new();
         {
-            let txn = redb::ReadableDatabase::begin_read(&*store.db)?;
+            let txn = redb::ReadableDatabase::begin_read(&*store.db()?)?;
             let t = txn.open_table(METERS)?;
             for row in t.iter()? {
                 let (k, v) = row?;
@@ -212,6 +215,7 @@ impl Writer {
     /// Commits the batch; on failure keeps it and retries (while the process runs).
     fn commit_with_retry(&mut self, running: bool) {
         let mut backoff = Duration::from_millis(200);
+        let mut failing_since: Option<Instant> = None;
         while self.dirty() {
             self.heartbeat.beat();
             let started = Instant::now();
@@ -237,6 +241,26 @@ impl Writer {
                         .writer_healthy
                         .store(false, Ordering::Relaxed);
                     tracing::error!(error = %e, pending = self.batch.len(), "commit failed; readings kept in memory, retrying");
+                    // After an I/O error (a full disk) redb refuses every later commit until
+                    // the file is reopened: reopen, so freeing space is enough to recover.
+                    if matches!(
+                        e,
+                        StoreError::Db(redb::Error::PreviousIo | redb::Error::Io(_))
+                            | StoreError::Reopening
+                    ) && let Err(reopen) = self.store.reopen()
+                    {
+                        tracing::error!(error = %reopen, "reopening the store failed; retrying");
+                    }
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    // A shutdown waits for the flush; don't let a dead disk hold it past the
+                    // service's stop timeout.
+                    if !self.waiters.is_empty() && since.elapsed() > SHUTDOWN_GIVE_UP {
+                        tracing::error!(
+                            lost = self.batch.len(),
+                            "store not writable at shutdown: giving up"
+                        );
+                        break;
+                    }
                     self.sleep_beating(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     if !running && backoff >= Duration::from_secs(10) {
@@ -255,7 +279,7 @@ impl Writer {
     }
 
     fn commit(&mut self) -> Result<usize, StoreError> {
-        let txn = self.store.db.begin_write()?;
+        let txn = self.store.db()?.begin_write()?;
         let mut meters = self.meters.clone();
         let mut last_key = self.last_key.clone();
         let last_us = self.write_batch(&txn, &mut meters, &mut last_key)?;

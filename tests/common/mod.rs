@@ -42,6 +42,8 @@ pub struct Options {
     /// Create the administrator `admin` with `biogestor user add --admin` before the first
     /// start and log in as it. Without it the store starts empty (setup-code path).
     pub create_admin: bool,
+    /// Where the store lives (default: `data` in the appliance's temporary folder).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             timezone: "America/Bogota".into(),
             extra_toml: String::new(),
             create_admin: true,
+            data_dir: None,
         }
     }
 }
@@ -64,6 +67,7 @@ pub struct Appliance {
     pub http_port: u16,
     pub mqtt_port: u16,
     pub config_path: PathBuf,
+    data_dir: PathBuf,
     /// Access token of the administrator created before the first start.
     pub token: String,
     child: Option<Child>,
@@ -97,7 +101,11 @@ timezone = "{tz}"
             anon = opts.allow_anonymous,
             maxp = opts.max_payload_bytes,
             maxf = opts.max_fields,
-            data = dir.path().join("data").display(),
+            data = opts
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| dir.path().join("data"))
+                .display(),
             commit = opts.commit_interval_ms,
             tz = opts.timezone,
             extra = opts.extra_toml,
@@ -123,7 +131,12 @@ timezone = "{tz}"
             );
             assert!(status.success(), "user add: {out}");
         }
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let mut app = Appliance {
+            data_dir,
             dir,
             http_port,
             mqtt_port,
@@ -216,7 +229,7 @@ timezone = "{tz}"
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir.clone()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,134 @@
+//! A full disk: the writer keeps acknowledged readings in memory, health reports the failure,
+//! and once space is freed everything is committed without a restart.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Appliance, Options, Publisher};
+use serde_json::{Value, json};
+
+/// A small tmpfs mounted for the test (needs root, as CI runs), unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "mounting a tmpfs needs root (CI runs as root): mount -t tmpfs -o size={size} tmpfs {}",
+            dir.display()
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_keeps_readings_until_space_is_freed() {
+    let outer = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&outer.path().join("disk"), "8m");
+    let app = Appliance::start(Options {
+        data_dir: Some(disk.0.join("data")),
+        ..Options::default()
+    });
+    // Leave about 300 KB free.
+    let filler = disk.0.join("filler");
+    let fill = free_bytes(&disk.0).saturating_sub(300 * 1024);
+    std::fs::write(&filler, vec![0u8; fill as usize]).unwrap();
+
+    let mut p = Publisher::sensor(app.mqtt_port, "diskfull").await;
+    let mut fields = serde_json::Map::new();
+    for k in 0..30 {
+        fields.insert(format!("canal_{k}"), json!(1000.0 + k as f64));
+    }
+    let n = 4000u64;
+    for i in 0..n {
+        let mut m = fields.clone();
+        m.insert("presion".into(), json!(1000.0));
+        m.insert("seq".into(), json!(i));
+        p.publish("Prueba", Value::Object(m).to_string()).await;
+    }
+    assert_eq!(p.wait_acked(n, Duration::from_secs(30)).await, n);
+
+    // The disk fills: health says so and not everything is stored yet.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut status = 200;
+    while Instant::now() < deadline {
+        status = common::http_get_status(app.http_port, "/healthz").unwrap_or(0);
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        503,
+        "a writer that cannot commit makes /healthz fail:\n{}",
+        app.log()
+    );
+    assert!(
+        app.log().contains("commit failed; readings kept in memory"),
+        "{}",
+        app.log()
+    );
+
+    // Space comes back: the writer reopens the store and commits what it kept.
+    std::fs::remove_file(&filler).unwrap();
+    let stored = app.wait_readings(n, Duration::from_secs(40)).await;
+    assert_eq!(
+        stored,
+        n,
+        "every acknowledged reading committed after the disk recovered:\n{}",
+        app.log()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while common::http_get_status(app.http_port, "/healthz") != Some(200)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        common::http_get_status(app.http_port, "/healthz"),
+        Some(200),
+        "{}",
+        app.log()
+    );
+    assert!(app.log().contains("store reopened"), "{}", app.log());
+    let seqs: std::collections::BTreeSet<u64> = app
+        .all_readings()
+        .await
+        .iter()
+        .map(|r| r["seq"].as_f64().unwrap() as u64)
+        .collect();
+    assert_eq!(seqs, (0..n).collect(), "each exactly once");
+    drop(p);
+    drop(app);
+    drop(disk);
+}
