@@ -6,6 +6,7 @@
 //! - `scan DATA_DIR`: times the daily-aggregate path against recomputing the same per-day gas
 //!   by scanning every raw reading of the stage; prints both medians and the ratio.
 //! - `http PORT TOKEN N`: times N `GET /api/dashboard/production/current/`; prints p50/p99.
+//! - `report PORT TOKEN N`: times N `POST /api/dashboard/report/create/`; prints the median.
 
 use std::time::{Duration, Instant};
 
@@ -172,6 +173,31 @@ async fn http(port: u16, token: &str, n: usize) -> Result<(), Error> {
     Ok(())
 }
 
+async fn report(port: u16, token: &str, n: usize) -> Result<(), Error> {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/dashboard/report/create/");
+    let mut times = Vec::with_capacity(n);
+    let mut last_id = 0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let resp = client
+            .post(&url)
+            .bearer_auth(token)
+            .json(&serde_json::json!({"report_type": "normal", "observations": "benchmark"}))
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await?;
+        if !status.is_success() {
+            return Err(format!("HTTP {status}: {body}").into());
+        }
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        last_id = body["id"].as_u64().unwrap_or(0);
+    }
+    println!("report_create_ms median={:.1} n={n} last_id={last_id}", median(times));
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
@@ -179,6 +205,7 @@ async fn main() -> Result<(), Error> {
         Some("seed") if args.len() == 5 => seed(&args[2], args[3].parse()?, args[4].parse()?),
         Some("scan") if args.len() == 3 => scan(&args[2]),
         Some("http") if args.len() == 5 => http(args[2].parse()?, &args[3], args[4].parse()?).await,
-        _ => Err("usage: bench_production seed DIR N DAYS | scan DIR | http PORT TOKEN N".into()),
+        Some("report") if args.len() == 5 => report(args[2].parse()?, &args[3], args[4].parse()?).await,
+        _ => Err("usage: bench_production seed DIR N DAYS | scan DIR | http PORT TOKEN N | report PORT TOKEN N".into()),
     }
 }

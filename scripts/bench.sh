@@ -99,31 +99,35 @@ load_run() {
   RUN_DRAIN=$(python3 -c "print(round($td-$tp, 2))")
 }
 
-echo "== biogestor: $PUBLISHERS publishers at QoS 1, stepping the offered load"
+echo "== biogestor: $PUBLISHERS publishers at QoS 1, stepping the offered load (${LOAD_SECONDS}s per step)"
 start_server "$WORK/data-load"
 EMPTY_STARTUP_MS=$STARTUP_MS
 IDLE_KB=$(sleep 2; rss_kb "$SERVER")
 mkdir -p "$WORK/pub"
 BEST_PER_PUB=0
 STEP_LOG=""
-for per_pub in ${BENCH_STEPS:-500 1000 1500 2000 2500 3000}; do
-  load_run "$per_pub" "$([ "$QUICK" = 1 ] && echo 3 || echo 10)"
+# Each step runs the full LOAD_SECONDS: shorter steps are absorbed by the queues and overstate
+# what the store sustains. A step passes when nothing is lost, the store kept up (drained
+# within 2 s) and it persisted at least 90 % of the offered rate; the best passing step is the
+# sustained figure.
+for per_pub in ${BENCH_STEPS:-1000 1500 2000}; do
+  load_run "$per_pub" "$LOAD_SECONDS"
   lost=$((RUN_PUBLISHED - RUN_STORED))
-  STEP_LOG+="$((per_pub * PUBLISHERS))/s: ${RUN_RATE}/s persisted, lost ${lost}, drain ${RUN_DRAIN}s; "
-  echo "   offered $((per_pub * PUBLISHERS))/s: published $RUN_PUBLISHED, stored $RUN_STORED, dropped $RUN_DROPPED, persisted ${RUN_RATE}/s, drain ${RUN_DRAIN}s"
-  # A step passes when nothing is lost and the store kept up (drained within 2 s).
-  if [ "$lost" -eq 0 ] && python3 -c "import sys; sys.exit(0 if $RUN_DRAIN <= 2 else 1)"; then
+  offered=$((per_pub * PUBLISHERS))
+  STEP_LOG+="${offered}/s: ${RUN_RATE}/s persisted, lost ${lost}, drain ${RUN_DRAIN}s; "
+  echo "   offered ${offered}/s: published $RUN_PUBLISHED, stored $RUN_STORED, dropped $RUN_DROPPED, persisted ${RUN_RATE}/s, drain ${RUN_DRAIN}s"
+  if [ "$lost" -eq 0 ] && python3 -c "import sys; sys.exit(0 if $RUN_DRAIN <= 2 and $RUN_RATE >= 0.9 * $offered else 1)"; then
     BEST_PER_PUB=$per_pub
+    PUBLISHED=$RUN_PUBLISHED; STORED=$RUN_STORED; LOSS=$lost
+    INGEST_RATE=$RUN_RATE; SUSTAINED_DRAIN=$RUN_DRAIN
   else
     break
   fi
 done
-[ "$BEST_PER_PUB" -gt 0 ] || BEST_PER_PUB=${BENCH_FALLBACK_RATE:-500}
-echo "== sustained: $((BEST_PER_PUB * PUBLISHERS))/s offered for ${LOAD_SECONDS}s"
-load_run "$BEST_PER_PUB" "$LOAD_SECONDS"
-PUBLISHED=$RUN_PUBLISHED; STORED=$RUN_STORED; LOSS=$((RUN_PUBLISHED - RUN_STORED))
-INGEST_RATE=$RUN_RATE
-SUSTAINED_DRAIN=$RUN_DRAIN
+if [ "$BEST_PER_PUB" = 0 ]; then
+  PUBLISHED=$RUN_PUBLISHED; STORED=$RUN_STORED; LOSS=$((RUN_PUBLISHED - RUN_STORED))
+  INGEST_RATE=0; SUSTAINED_DRAIN=$RUN_DRAIN
+fi
 PEAK_SUSTAINED_KB=$(hwm_kb "$SERVER")
 echo "== overload: unthrottled publishers for 10s (the broker accepts faster than 2 cores persist)"
 load_run 0 "$([ "$QUICK" = 1 ] && echo 3 || echo 10)"
@@ -184,6 +188,19 @@ for n in ${BENCH_PRODUCTION_SIZES:-1000000 5000000}; do
   rm -rf "$WORK/data-prod-$n"
 done
 
+REPORT_N=${BENCH_REPORT_READINGS:-5000000}
+[ "$QUICK" = 1 ] && REPORT_N=$((REPORT_N / 10))
+echo "== report/create: 120-day stage with $REPORT_N readings"
+"$PROD" seed "$WORK/data-report" "$REPORT_N" 120 >/dev/null
+start_server "$WORK/data-report"
+REPORT_T=$("$PROD" report "$HTTP" "$TOKEN" 7)
+RID=$(sed -n 's/.*last_id=\([0-9]*\).*/\1/p' <<<"$REPORT_T")
+REPORT_SIZES=$(for k in pdf/reporte_$RID.pdf excel/reporte_$RID.xlsx csv/reporte_$RID.csv; do
+  printf '%s %s B; ' "${k##*.}" "$(stat -c %s "$WORK/data-report/reports/$k")"; done)
+PAGES=$(pdfinfo "$WORK/data-report/reports/pdf/reporte_$RID.pdf" 2>/dev/null | awk '/^Pages/ {print $2}')
+kill -TERM "$SERVER"; wait "$SERVER" || true
+rm -rf "$WORK/data-report"
+
 strip -o "$WORK/stripped" "$BIN"
 SIZE_MB=$(python3 -c "import os; print(round(os.path.getsize('$WORK/stripped')/1e6, 2))")
 
@@ -192,7 +209,7 @@ printf '\ncommand: %s (PUBLISHERS=%s LOAD_SECONDS=%s FIELD_SECONDS=%s), %s cores
 printf '| metric | value | goal |\n|---|---|---|\n'
 printf '| sustained persisted readings/s (%s pubs × %s/s, QoS 1, %ss) | %s | ≥ 20000 |\n' "$PUBLISHERS" "$BEST_PER_PUB" "$LOAD_SECONDS" "$INGEST_RATE"
 printf '| readings published / stored / lost in that run (drain after last publish) | %s / %s / %s (%ss) | loss 0 |\n' "$PUBLISHED" "$STORED" "$LOSS" "$SUSTAINED_DRAIN"
-printf '| load steps (10 s each) | %s | |\n' "$STEP_LOG"
+printf '| load steps (%s s each) | %s | |\n' "$LOAD_SECONDS" "$STEP_LOG"
 printf '| overload (unthrottled, 10 s) | %s | counted, never silent |\n' "$OVER"
 printf '| mosquitto relay msgs/s (same %s pubs unthrottled, 1 sub, no persistence) | %s (%s/%s received) | |\n' "$PUBLISHERS" "$MOSQ_RATE" "$RECEIVED" "$MPUBLISHED"
 printf '| ratio biogestor / mosquitto | %s | ≥ 0.5 |\n' "$RATIO"
@@ -204,3 +221,5 @@ printf '| disk bytes written per reading (10 msg/s, %ss) | %s | |\n' "$FIELD_SEC
 printf '| binary size (x86_64 release, stripped) | %s MB | |\n' "$SIZE_MB"
 printf '| start → healthy (empty store) | %s ms | |\n' "$EMPTY_STARTUP_MS"
 printf '%s' "$PROD_ROWS"
+printf '| report/create, 120-day stage, %s readings (7 runs) | %s; files: %s PDF pages %s | ≤ 300 ms |\n' \
+  "$REPORT_N" "$REPORT_T" "$REPORT_SIZES" "$PAGES"
