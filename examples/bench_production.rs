@@ -194,7 +194,10 @@ async fn report(port: u16, token: &str, n: usize) -> Result<(), Error> {
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         last_id = body["id"].as_u64().unwrap_or(0);
     }
-    println!("report_create_ms median={:.1} n={n} last_id={last_id}", median(times));
+    println!(
+        "report_create_ms median={:.1} n={n} last_id={last_id}",
+        median(times)
+    );
     Ok(())
 }
 
