@@ -1,44 +1,24 @@
 //! Versioned postcard encoding of stored values. postcard is not self-describing, so every
-//! stored struct is wrapped in an enum whose first byte is the version: a later release adds
-//! `V2` and still reads `V1` rows.
+//! stored struct is wrapped in an enum whose first byte is the version. Today every table is
+//! at version 1 through the generic [`Row`]; a type that changes gets its own enum whose `V1`
+//! holds the old struct (same bytes) and a new `V2`, so old rows stay readable.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::StoreError;
 use super::daily::{Daily, MeterState};
 use crate::reading::Reading;
 
-#[derive(Deserialize)]
-enum ReadingRow {
-    V1(Reading),
+#[derive(serde::Deserialize)]
+enum Row<T> {
+    V1(T),
 }
 
-/// Serialises exactly like `ReadingRow::V1` without cloning the value.
+/// Serialises exactly like `Row::V1` without cloning the value.
 #[derive(Serialize)]
-enum ReadingRowRef<'a> {
-    V1(&'a Reading),
-}
-
-#[derive(Deserialize)]
-enum DailyRow {
-    V1(Daily),
-}
-
-/// Serialises exactly like `DailyRow::V1` without cloning the value.
-#[derive(Serialize)]
-enum DailyRowRef<'a> {
-    V1(&'a Daily),
-}
-
-#[derive(Deserialize)]
-enum MeterRow {
-    V1(MeterState),
-}
-
-/// Serialises exactly like `MeterRow::V1` without cloning the value.
-#[derive(Serialize)]
-enum MeterRowRef<'a> {
-    V1(&'a MeterState),
+enum RowRef<'a, T> {
+    V1(&'a T),
 }
 
 fn corrupt(table: &'static str) -> impl FnOnce(postcard::Error) -> StoreError {
@@ -48,31 +28,48 @@ fn corrupt(table: &'static str) -> impl FnOnce(postcard::Error) -> StoreError {
     }
 }
 
-/// Encodes into `buf` (cleared first), so the hot path reuses one allocation.
-pub fn encode_reading(r: &Reading, mut buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+/// Encodes a value of `table` into `buf` (cleared first), so hot paths reuse one allocation.
+pub fn encode_into<T: Serialize>(
+    table: &'static str,
+    value: &T,
+    mut buf: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
     buf.clear();
-    postcard::to_extend(&ReadingRowRef::V1(r), buf).map_err(corrupt("readings"))
+    postcard::to_extend(&RowRef::V1(value), buf).map_err(corrupt(table))
+}
+
+/// Encodes a value of `table`.
+pub fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    encode_into(table, value, Vec::new())
+}
+
+/// Decodes a value of `table`; a row that does not decode is reported as corrupt.
+pub fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    let Row::V1(v) = postcard::from_bytes(bytes).map_err(corrupt(table))?;
+    Ok(v)
+}
+
+/// Encodes a reading into `buf` (the ingest hot path).
+pub fn encode_reading(r: &Reading, buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    encode_into("readings", r, buf)
 }
 
 pub fn decode_reading(bytes: &[u8]) -> Result<Reading, StoreError> {
-    let ReadingRow::V1(r) = postcard::from_bytes(bytes).map_err(corrupt("readings"))?;
-    Ok(r)
+    decode("readings", bytes)
 }
 
 pub fn encode_daily(d: &Daily) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(&DailyRowRef::V1(d)).map_err(corrupt("daily"))
+    encode("daily", d)
 }
 
 pub fn decode_daily(bytes: &[u8]) -> Result<Daily, StoreError> {
-    let DailyRow::V1(d) = postcard::from_bytes(bytes).map_err(corrupt("daily"))?;
-    Ok(d)
+    decode("daily", bytes)
 }
 
 pub fn encode_meter(m: &MeterState) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(&MeterRowRef::V1(m)).map_err(corrupt("meters"))
+    encode("meters", m)
 }
 
 pub fn decode_meter(bytes: &[u8]) -> Result<MeterState, StoreError> {
-    let MeterRow::V1(m) = postcard::from_bytes(bytes).map_err(corrupt("meters"))?;
-    Ok(m)
+    decode("meters", bytes)
 }

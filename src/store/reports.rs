@@ -3,6 +3,7 @@
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::codec;
 use super::tables::REPORTS;
 use super::{Store, StoreError};
 
@@ -27,27 +28,18 @@ pub struct ReportRecord {
     pub regenerated_us: Option<i64>,
 }
 
-#[derive(Deserialize)]
-enum Row {
-    V1(ReportRecord),
+fn encode_report(v: &ReportRecord) -> Result<Vec<u8>, StoreError> {
+    codec::encode("reports", v)
 }
 
-#[derive(Serialize)]
-enum RowRef<'a> {
-    V1(&'a ReportRecord),
-}
-
-fn corrupt(e: postcard::Error) -> StoreError {
-    StoreError::Corrupt {
-        table: "reports",
-        detail: e.to_string(),
-    }
+fn decode_report(bytes: &[u8]) -> Result<ReportRecord, StoreError> {
+    codec::decode("reports", bytes)
 }
 
 impl Store {
     /// Saves (or replaces) a report record.
     pub fn put_report(&self, r: &ReportRecord) -> Result<(), StoreError> {
-        let bytes = postcard::to_stdvec(&RowRef::V1(r)).map_err(corrupt)?;
+        let bytes = encode_report(r)?;
         let txn = self.db()?.begin_write()?;
         txn.open_table(REPORTS)?.insert(r.id, bytes.as_slice())?;
         txn.commit()?;
@@ -61,8 +53,7 @@ impl Store {
         let Some(v) = t.get(id)? else {
             return Ok(None);
         };
-        let Row::V1(r) = postcard::from_bytes(v.value()).map_err(corrupt)?;
-        Ok(Some(r))
+        Ok(Some(decode_report(v.value())?))
     }
 
     /// Every report, newest first.
@@ -71,8 +62,7 @@ impl Store {
         let t = txn.open_table(REPORTS)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev() {
-            let Row::V1(r) = postcard::from_bytes(row?.1.value()).map_err(corrupt)?;
-            out.push(r);
+            out.push(decode_report(row?.1.value())?);
         }
         Ok(out)
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::codec;
 use super::tables::STAGES;
 use super::{Store, StoreError};
 use crate::sitetime::DayNumber;
@@ -42,29 +43,12 @@ pub struct StageFields {
     pub temperature_c: f64,
 }
 
-#[derive(Deserialize)]
-enum StageRow {
-    V1(Stage),
+fn encode_stage(v: &Stage) -> Result<Vec<u8>, StoreError> {
+    codec::encode("stages", v)
 }
 
-#[derive(Serialize)]
-enum StageRowRef<'a> {
-    V1(&'a Stage),
-}
-
-fn encode(s: &Stage) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(&StageRowRef::V1(s)).map_err(|e| StoreError::Corrupt {
-        table: "stages",
-        detail: e.to_string(),
-    })
-}
-
-fn decode(bytes: &[u8]) -> Result<Stage, StoreError> {
-    let StageRow::V1(s) = postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        table: "stages",
-        detail: e.to_string(),
-    })?;
-    Ok(s)
+fn decode_stage(bytes: &[u8]) -> Result<Stage, StoreError> {
+    codec::decode("stages", bytes)
 }
 
 /// Why a stage change was refused.
@@ -103,7 +87,7 @@ impl Store {
         let t = txn.open_table(STAGES)?;
         let mut out = Vec::new();
         for row in t.iter()?.rev() {
-            out.push(decode(row?.1.value())?);
+            out.push(decode_stage(row?.1.value())?);
         }
         Ok(out)
     }
@@ -112,7 +96,7 @@ impl Store {
     pub fn stage(&self, id: u64) -> Result<Option<Stage>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let t = txn.open_table(STAGES)?;
-        t.get(id)?.map(|v| decode(v.value())).transpose()
+        t.get(id)?.map(|v| decode_stage(v.value())).transpose()
     }
 
     /// Id of the active stage, 0 when none (readings are then stored under stage 0).
@@ -126,7 +110,7 @@ impl Store {
         let t = txn.open_table(STAGES)?;
         let mut active = 0;
         for row in t.iter()?.rev() {
-            let s = decode(row?.1.value())?;
+            let s = decode_stage(row?.1.value())?;
             if s.active {
                 active = s.id;
                 break;
@@ -147,7 +131,7 @@ impl Store {
             let mut t = txn.open_table(STAGES)?;
             let mut all = Vec::new();
             for row in t.iter()? {
-                all.push(decode(row?.1.value())?);
+                all.push(decode_stage(row?.1.value())?);
             }
             let number = match f.number {
                 Some(n) if all.iter().any(|s| s.number == n) => {
@@ -160,7 +144,7 @@ impl Store {
             for mut s in all.iter().filter(|s| s.active).cloned() {
                 s.active = false;
                 s.closed_us = Some(now_us);
-                t.insert(s.id, encode(&s)?.as_slice())?;
+                t.insert(s.id, encode_stage(&s)?.as_slice())?;
                 closed = Some(s);
             }
             let id = all.iter().map(|s| s.id).max().unwrap_or(0) + 1;
@@ -178,7 +162,7 @@ impl Store {
                 created_us: now_us,
                 closed_us: None,
             };
-            t.insert(id, encode(&stage)?.as_slice())?;
+            t.insert(id, encode_stage(&stage)?.as_slice())?;
             (stage, closed)
         };
         txn.commit()?;
@@ -192,7 +176,7 @@ impl Store {
         let stage = {
             let mut t = txn.open_table(STAGES)?;
             let mut stage = match t.get(id)? {
-                Some(v) => decode(v.value())?,
+                Some(v) => decode_stage(v.value())?,
                 None => return Err(StageError::NotFound),
             };
             if !stage.active {
@@ -204,13 +188,13 @@ impl Store {
             stage.active = true;
             if stage.number != before {
                 for row in t.iter()? {
-                    let other = decode(row?.1.value())?;
+                    let other = decode_stage(row?.1.value())?;
                     if other.id != id && other.number == stage.number {
                         return Err(StageError::NumberTaken(stage.number));
                     }
                 }
             }
-            t.insert(id, encode(&stage)?.as_slice())?;
+            t.insert(id, encode_stage(&stage)?.as_slice())?;
             stage
         };
         txn.commit()?;
@@ -223,7 +207,7 @@ impl Store {
         let stage = {
             let mut t = txn.open_table(STAGES)?;
             let mut stage = match t.get(id)? {
-                Some(v) => decode(v.value())?,
+                Some(v) => decode_stage(v.value())?,
                 None => return Err(StageError::NotFound),
             };
             if !stage.active {
@@ -231,7 +215,7 @@ impl Store {
             }
             stage.active = false;
             stage.closed_us = Some(now_us);
-            t.insert(id, encode(&stage)?.as_slice())?;
+            t.insert(id, encode_stage(&stage)?.as_slice())?;
             stage
         };
         txn.commit()?;

@@ -4,6 +4,7 @@
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::codec;
 use super::tables::{REVOKED, USERS, USERS_BY_EMAIL, USERS_BY_NAME};
 use super::{Store, StoreError};
 
@@ -80,29 +81,12 @@ impl User {
     }
 }
 
-#[derive(Deserialize)]
-enum UserRow {
-    V1(User),
+fn encode_user(v: &User) -> Result<Vec<u8>, StoreError> {
+    codec::encode("users", v)
 }
 
-#[derive(Serialize)]
-enum UserRowRef<'a> {
-    V1(&'a User),
-}
-
-fn encode(u: &User) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(&UserRowRef::V1(u)).map_err(|e| StoreError::Corrupt {
-        table: "users",
-        detail: e.to_string(),
-    })
-}
-
-fn decode(bytes: &[u8]) -> Result<User, StoreError> {
-    let UserRow::V1(u) = postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        table: "users",
-        detail: e.to_string(),
-    })?;
-    Ok(u)
+fn decode_user(bytes: &[u8]) -> Result<User, StoreError> {
+    codec::decode("users", bytes)
 }
 
 /// Why an account could not be created or changed.
@@ -180,7 +164,7 @@ impl Store {
                 permissions: new.permissions,
                 created_us: crate::sitetime::now_us(),
             };
-            users.insert(id, encode(&user)?.as_slice())?;
+            users.insert(id, encode_user(&user)?.as_slice())?;
             by_name.insert(name_key.as_str(), id)?;
             by_email.insert(email_key.as_str(), id)?;
             user
@@ -193,7 +177,7 @@ impl Store {
     pub fn user(&self, id: u64) -> Result<Option<User>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let t = txn.open_table(USERS)?;
-        t.get(id)?.map(|v| decode(v.value())).transpose()
+        t.get(id)?.map(|v| decode_user(v.value())).transpose()
     }
 
     /// The account named `username` (any case).
@@ -207,7 +191,7 @@ impl Store {
             return Ok(None);
         };
         let t = txn.open_table(USERS)?;
-        t.get(id)?.map(|v| decode(v.value())).transpose()
+        t.get(id)?.map(|v| decode_user(v.value())).transpose()
     }
 
     /// Every account, oldest first.
@@ -216,7 +200,7 @@ impl Store {
         let t = txn.open_table(USERS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
-            out.push(decode(row?.1.value())?);
+            out.push(decode_user(row?.1.value())?);
         }
         Ok(out)
     }
@@ -234,7 +218,7 @@ impl Store {
         let user = {
             let mut users = txn.open_table(USERS)?;
             let mut user = match users.get(id)? {
-                Some(v) => decode(v.value())?,
+                Some(v) => decode_user(v.value())?,
                 None => return Err(UserError::NotFound),
             };
             let had = user.has(Permission::AprobarUsuarios) && user.approved;
@@ -242,7 +226,7 @@ impl Store {
             if had && !(user.has(Permission::AprobarUsuarios) && user.approved) {
                 let mut others = 0;
                 for row in users.iter()? {
-                    let other = decode(row?.1.value())?;
+                    let other = decode_user(row?.1.value())?;
                     if other.id != id && other.approved && other.has(Permission::AprobarUsuarios) {
                         others += 1;
                     }
@@ -251,7 +235,7 @@ impl Store {
                     return Err(UserError::LastApprover);
                 }
             }
-            users.insert(id, encode(&user)?.as_slice())?;
+            users.insert(id, encode_user(&user)?.as_slice())?;
             user
         };
         txn.commit()?;
