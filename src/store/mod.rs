@@ -60,26 +60,35 @@ pub enum StoreError {
     Db(#[from] redb::Error),
 }
 
-impl From<redb::TransactionError> for StoreError {
-    fn from(e: redb::TransactionError) -> Self {
-        StoreError::Db(e.into())
-    }
+/// Implements `From` for redb's per-operation error types on a store-layer error, through
+/// `$wrap` (each redb error becomes `redb::Error`, then the layer's error).
+macro_rules! from_redb_errors {
+    ($target:ty, $wrap:expr) => {
+        impl From<redb::TransactionError> for $target {
+            fn from(e: redb::TransactionError) -> Self {
+                $wrap(redb::Error::from(e))
+            }
+        }
+        impl From<redb::TableError> for $target {
+            fn from(e: redb::TableError) -> Self {
+                $wrap(redb::Error::from(e))
+            }
+        }
+        impl From<redb::StorageError> for $target {
+            fn from(e: redb::StorageError) -> Self {
+                $wrap(redb::Error::from(e))
+            }
+        }
+        impl From<redb::CommitError> for $target {
+            fn from(e: redb::CommitError) -> Self {
+                $wrap(redb::Error::from(e))
+            }
+        }
+    };
 }
-impl From<redb::TableError> for StoreError {
-    fn from(e: redb::TableError) -> Self {
-        StoreError::Db(e.into())
-    }
-}
-impl From<redb::StorageError> for StoreError {
-    fn from(e: redb::StorageError) -> Self {
-        StoreError::Db(e.into())
-    }
-}
-impl From<redb::CommitError> for StoreError {
-    fn from(e: redb::CommitError) -> Self {
-        StoreError::Db(e.into())
-    }
-}
+pub(crate) use from_redb_errors;
+
+from_redb_errors!(StoreError, StoreError::Db);
 
 /// Opens (or creates) the database file with a bounded cache.
 fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {

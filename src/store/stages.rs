@@ -64,21 +64,7 @@ pub enum StageError {
     Store(#[from] StoreError),
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StageError {
-            fn from(e: $t) -> Self {
-                StageError::Store(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+super::from_redb_errors!(StageError, |e| StageError::Store(StoreError::Db(e)));
 
 impl Store {
     /// Every stage, newest first.

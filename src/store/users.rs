@@ -104,26 +104,7 @@ pub enum UserError {
     Store(#[from] StoreError),
 }
 
-impl From<redb::TransactionError> for UserError {
-    fn from(e: redb::TransactionError) -> Self {
-        UserError::Store(e.into())
-    }
-}
-impl From<redb::TableError> for UserError {
-    fn from(e: redb::TableError) -> Self {
-        UserError::Store(e.into())
-    }
-}
-impl From<redb::StorageError> for UserError {
-    fn from(e: redb::StorageError) -> Self {
-        UserError::Store(e.into())
-    }
-}
-impl From<redb::CommitError> for UserError {
-    fn from(e: redb::CommitError) -> Self {
-        UserError::Store(e.into())
-    }
-}
+super::from_redb_errors!(UserError, |e| UserError::Store(StoreError::Db(e)));
 
 /// The fields of a new account (the password already hashed).
 pub struct NewUser {
