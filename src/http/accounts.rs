@@ -291,16 +291,7 @@ async fn login(
             "Tu cuenta está pendiente de aprobación.".into(),
         ));
     }
-    let (access, _) = st
-        .auth
-        .keys
-        .issue(user.id, TokenType::Access)
-        .map_err(internal)?;
-    let (refresh, _) = st
-        .auth
-        .keys
-        .issue(user.id, TokenType::Refresh)
-        .map_err(internal)?;
+    let (access, refresh) = token_pair(&st, user.id)?;
     Ok(Json(
         json!({ "access": access, "refresh": refresh, "user": user_json(&user) }),
     ))
@@ -324,16 +315,38 @@ impl RefreshBody {
     }
 }
 
+/// A new access and refresh token for `user_id`.
+fn token_pair(st: &AppState, user_id: u64) -> Result<(String, String), ApiError> {
+    let (access, _) = st
+        .auth
+        .keys
+        .issue(user_id, TokenType::Access)
+        .map_err(internal)?;
+    let (refresh, _) = st
+        .auth
+        .keys
+        .issue(user_id, TokenType::Refresh)
+        .map_err(internal)?;
+    Ok((access, refresh))
+}
+
+/// The verified claims of the refresh token in the body (`refresh` or `refresh_token`).
+fn refresh_claims(
+    st: &AppState,
+    b: Result<Json<RefreshBody>, JsonRejection>,
+) -> Result<crate::auth::Claims, ApiError> {
+    let token = b?.0.token()?;
+    st.auth
+        .keys
+        .verify(&token, TokenType::Refresh)
+        .map_err(|_| ApiError::Unauthorized(BAD_TOKEN.into()))
+}
+
 async fn refresh(
     State(st): State<AppState>,
     b: Result<Json<RefreshBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = b?.0.token()?;
-    let claims = st
-        .auth
-        .keys
-        .verify(&token, TokenType::Refresh)
-        .map_err(|_| ApiError::Unauthorized(BAD_TOKEN.into()))?;
+    let claims = refresh_claims(&st, b)?;
     let store = st.store.clone();
     let (jti, exp, sub) = (claims.jti.clone(), claims.exp, claims.sub);
     let (fresh, user) =
@@ -343,16 +356,7 @@ async fn refresh(
         (true, Some(u)) if u.approved => u,
         _ => return Err(ApiError::Unauthorized(BAD_TOKEN.into())),
     };
-    let (access, _) = st
-        .auth
-        .keys
-        .issue(user.id, TokenType::Access)
-        .map_err(internal)?;
-    let (refresh, _) = st
-        .auth
-        .keys
-        .issue(user.id, TokenType::Refresh)
-        .map_err(internal)?;
+    let (access, refresh) = token_pair(&st, user.id)?;
     Ok(Json(json!({ "access": access, "refresh": refresh })))
 }
 
@@ -360,12 +364,7 @@ async fn logout(
     State(st): State<AppState>,
     b: Result<Json<RefreshBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let token = b?.0.token()?;
-    let claims = st
-        .auth
-        .keys
-        .verify(&token, TokenType::Refresh)
-        .map_err(|_| ApiError::Unauthorized(BAD_TOKEN.into()))?;
+    let claims = refresh_claims(&st, b)?;
     let store = st.store.clone();
     blocking(move || store.revoke_token(&claims.jti, claims.exp)).await?;
     Ok(Json(json!({ "mensaje": "Sesión cerrada." })))

@@ -32,21 +32,7 @@ pub fn router() -> Router<AppState> {
 
 /// A stage as the API shows it.
 pub fn stage_json(st: &AppState, s: &Stage) -> Value {
-    let tz = st.store.timezone();
-    json!({
-        "id": s.id,
-        "number": s.number,
-        "date": day_date(s.date).to_string(),
-        "people": s.people,
-        "material_type": s.material_type,
-        "material_amount_kg": s.material_amount_kg,
-        "material_humidity_pct": s.material_humidity_pct,
-        "added_water_m3": s.added_water_m3,
-        "temperature_c": s.temperature_c,
-        "active": s.active,
-        "created_at": rfc3339(tz, s.created_us),
-        "closed_at": s.closed_us.map(|us| rfc3339(tz, us)),
-    })
+    serde_json::to_value(stage_info(st, s)).unwrap_or(Value::Null)
 }
 
 /// A stage as the reports show it.

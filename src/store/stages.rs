@@ -66,6 +66,19 @@ pub enum StageError {
 
 super::from_redb_errors!(StageError, |e| StageError::Store(StoreError::Db(e)));
 
+/// The stage `id`, which must still be active to be changed.
+fn active_stage_row(t: &redb::Table<u64, &[u8]>, id: u64) -> Result<Stage, StageError> {
+    let stage = match t.get(id)? {
+        Some(v) => decode_stage(v.value())?,
+        None => return Err(StageError::NotFound),
+    };
+    if stage.active {
+        Ok(stage)
+    } else {
+        Err(StageError::Closed)
+    }
+}
+
 impl Store {
     /// Every stage, newest first.
     pub fn stages(&self) -> Result<Vec<Stage>, StoreError> {
@@ -161,13 +174,7 @@ impl Store {
         let txn = self.db()?.begin_write()?;
         let stage = {
             let mut t = txn.open_table(STAGES)?;
-            let mut stage = match t.get(id)? {
-                Some(v) => decode_stage(v.value())?,
-                None => return Err(StageError::NotFound),
-            };
-            if !stage.active {
-                return Err(StageError::Closed);
-            }
+            let mut stage = active_stage_row(&t, id)?;
             let before = stage.number;
             f(&mut stage);
             stage.id = id;
@@ -192,13 +199,7 @@ impl Store {
         let txn = self.db()?.begin_write()?;
         let stage = {
             let mut t = txn.open_table(STAGES)?;
-            let mut stage = match t.get(id)? {
-                Some(v) => decode_stage(v.value())?,
-                None => return Err(StageError::NotFound),
-            };
-            if !stage.active {
-                return Err(StageError::Closed);
-            }
+            let mut stage = active_stage_row(&t, id)?;
             stage.active = false;
             stage.closed_us = Some(now_us);
             t.insert(id, encode_stage(&stage)?.as_slice())?;
