@@ -130,12 +130,14 @@ async fn render(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let data_dir = st.config.data_dir().clone();
+    let started = std::time::Instant::now();
     tokio::task::spawn_blocking(move || reports::write_all(&data_dir, &data))
         .await?
         .map_err(|e| {
             tracing::error!(report = id, error = %e, "report not written");
             ApiError::WriteFailed(format!("No se pudo generar el reporte: {e}"))
         })?;
+    crate::metrics::observe_report_seconds(started.elapsed().as_secs_f64());
     Ok(summary)
 }
 
