@@ -31,6 +31,11 @@ pub enum Command {
     },
     /// Publish simulated sensor readings to an MQTT broker.
     Simulate(SimulateArgs),
+    /// Give a sensor its own MQTT user (restart the service afterwards).
+    Sensor {
+        #[command(subcommand)]
+        action: SensorCommand,
+    },
     /// Manage accounts while the service is stopped.
     User {
         #[command(subcommand)]
@@ -59,6 +64,23 @@ pub enum Command {
         /// The snapshot file.
         file: PathBuf,
         /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+/// MQTT credential operations.
+#[derive(Debug, Subcommand)]
+pub enum SensorCommand {
+    /// Create a credential NAME with a random password (printed once; only its hash is
+    /// written to the configuration file).
+    Add {
+        /// The sensor's MQTT user name.
+        name: String,
+        /// The only topic it may publish to (default: the reading topics, mqtt.topics).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Configuration file to add it to.
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },

@@ -34,6 +34,9 @@ pub struct IngestDeps {
     pub limits: Limits,
     pub store: crate::store::Store,
     pub counters: Arc<Counters>,
+    /// Raised while the queue is over its high-water mark: the broker then stops reading
+    /// from publishers (TCP back-pressure) instead of acknowledging what it cannot keep.
+    pub intake_full: Arc<AtomicBool>,
 }
 
 /// Handle to the running ingest thread.
@@ -104,12 +107,18 @@ struct Raw {
 /// waits and the broker's log takes over. Sized for a 512 MB Raspberry Pi.
 const MAX_QUEUED_BYTES: usize = 16 << 20;
 
+/// Above this many queued bytes the broker stops reading from publishers; below
+/// [`RESUME_BYTES`] it reads again. The gap absorbs what clients already sent.
+const PAUSE_BYTES: usize = MAX_QUEUED_BYTES / 2;
+const RESUME_BYTES: usize = MAX_QUEUED_BYTES / 4;
+
 /// Bookkeeping bytes counted per queued message besides its payload and topic.
 const PER_MESSAGE_OVERHEAD: usize = 96;
 
 fn run(link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Heartbeat) {
     let filters = deps.filters.clone();
     let counters = deps.counters.clone();
+    let intake_full = deps.intake_full.clone();
     let (tx, rx) = std::sync::mpsc::channel::<Raw>();
     let queued = Arc::new(AtomicUsize::new(0));
     let parser = {
@@ -126,7 +135,8 @@ fn run(link: LinkRx, deps: IngestDeps, stop: Arc<AtomicBool>, heartbeat: Heartbe
         }
     };
     let gaps = GapTracker::new(filters, counters);
-    link_loop(link, tx, &queued, &stop, &heartbeat, gaps);
+    link_loop(link, tx, &queued, &stop, &heartbeat, gaps, &intake_full);
+    intake_full.store(false, Ordering::SeqCst);
     let _ = parser.join();
 }
 
@@ -138,11 +148,18 @@ fn link_loop(
     stop: &AtomicBool,
     heartbeat: &Heartbeat,
     mut gaps: GapTracker,
+    intake_full: &AtomicBool,
 ) {
     let mut stopping_since: Option<Instant> = None;
     let mut last_message = Instant::now();
     loop {
         heartbeat.beat();
+        let depth = queued.load(Ordering::Relaxed);
+        if depth > PAUSE_BYTES {
+            intake_full.store(true, Ordering::Relaxed);
+        } else if depth < RESUME_BYTES {
+            intake_full.store(false, Ordering::Relaxed);
+        }
         if let Some(since) = stopping_since {
             if last_message.elapsed() >= QUIET || since.elapsed() >= DRAIN_MAX {
                 break;
@@ -168,6 +185,7 @@ fn link_loop(
                 // Waiting for the parser (itself waiting for the writer) is deliberate
                 // back-pressure, not a hang: keep beating.
                 while queued.load(Ordering::Relaxed) > MAX_QUEUED_BYTES {
+                    intake_full.store(true, Ordering::Relaxed);
                     heartbeat.beat();
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -202,10 +220,12 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
     };
     let mut clock_warned: Option<Instant> = None;
     for raw in rx {
-        queued.fetch_sub(
-            raw.payload.len() + raw.topic.len() + PER_MESSAGE_OVERHEAD,
-            Ordering::Relaxed,
-        );
+        let size = raw.payload.len() + raw.topic.len() + PER_MESSAGE_OVERHEAD;
+        let depth = queued.fetch_sub(size, Ordering::Relaxed) - size;
+        // Resume the publishers as soon as the queue has room, not at the link's next turn.
+        if depth < RESUME_BYTES && deps.intake_full.load(Ordering::Relaxed) {
+            deps.intake_full.store(false, Ordering::Relaxed);
+        }
         let topic = String::from_utf8_lossy(&raw.topic);
         match payload::parse(&raw.payload, &topic, deps.limits) {
             Ok(reading) => {

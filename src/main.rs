@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use biogestor::cli::{Cli, Command, UserCommand};
+use biogestor::cli::{Cli, Command, SensorCommand, UserCommand};
 use biogestor::config::{Config, ValidConfig};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -15,6 +15,18 @@ fn init_logging(level: &str) {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
+    // A panic in any thread (a broker listener, a handler) reaches the log, not only stderr,
+    // so a part that stopped working is visible in the journal with the rest.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            panic = %info,
+            "a thread panicked"
+        );
+        default_hook(info);
+    }));
 }
 
 fn load(path: &std::path::Path) -> Result<ValidConfig, ExitCode> {
@@ -158,6 +170,30 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
                 }
             }
         }
+        Command::Sensor {
+            action:
+                SensorCommand::Add {
+                    name,
+                    topic,
+                    config,
+                },
+        } => match biogestor::broker::enroll::add(&config, &name, topic.as_deref()) {
+            Ok(e) => {
+                println!("sensor {name:?} added to {}", config.display());
+                println!("  MQTT user:     {name}");
+                println!("  MQTT password: {}", e.password);
+                println!("The password is shown only this once; only its hash was written.");
+                if let Some(w) = e.warning {
+                    println!("warning: {w}");
+                }
+                println!("Restart the service to use it: systemctl restart biogestor");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("biogestor sensor add: {e}");
+                Err(ExitCode::FAILURE)
+            }
+        },
         Command::Backup {
             out,
             url,

@@ -36,6 +36,13 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// Label of the MQTT refusal counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// The refusal's code (`bad_credentials`, `oversize`, ...).
+    pub reason: &'static str,
+}
+
 /// Every metric the appliance updates as it works.
 #[derive(Debug)]
 pub struct Metrics {
@@ -48,6 +55,7 @@ pub struct Metrics {
     commit_seconds: Histogram,
     report_seconds: Histogram,
     http_requests: Family<HttpLabels, Counter>,
+    mqtt_refused: Family<RefusalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -68,6 +76,7 @@ impl Default for Metrics {
                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
             ]),
             http_requests: Family::default(),
+            mqtt_refused: Family::default(),
         }
     }
 }
@@ -87,6 +96,14 @@ pub fn mqtt_accepted() {
 /// One MQTT message was refused (malformed, too big, absurd values...).
 pub fn mqtt_rejected() {
     METRICS.mqtt_rejected.inc();
+}
+
+/// One MQTT connection refused, or one publish or subscription dropped, for `reason`.
+pub fn mqtt_refused(reason: &'static str) {
+    METRICS
+        .mqtt_refused
+        .get_or_create(&RefusalLabels { reason })
+        .inc();
 }
 
 /// The broker dropped `n` messages before ingest read them (overload).
@@ -182,6 +199,11 @@ pub fn render(s: &Scrape<'_>) -> Result<String, std::fmt::Error> {
         "biogestor_mqtt_messages_dropped",
         "MQTT messages the broker acknowledged but dropped before ingest read them (overload)",
         m.mqtt_dropped.clone(),
+    );
+    r.register(
+        "biogestor_mqtt_refused",
+        "MQTT connections refused and publishes or subscriptions dropped, by reason",
+        m.mqtt_refused.clone(),
     );
     r.register(
         "biogestor_readings_committed",

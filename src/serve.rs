@@ -7,18 +7,21 @@
 //! feeds the watchdog while ingest, the writer and HTTP are alive (see [`crate::watchdog`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, AuthSetupError};
-use crate::broker::{self, BrokerError};
+use crate::broker::probe::MqttHealth;
+use crate::broker::{self, BrokerDeps, BrokerError};
 use crate::config::ValidConfig;
 use crate::http::{self, AppState};
 use crate::ingest::{Ingest, IngestDeps};
 use crate::live::LiveHub;
 use crate::payload::Limits;
+use crate::sensors::{self, SensorRegistry};
 use crate::store::writer::{self, WriterConfig};
 use crate::store::{Store, StoreError};
 use crate::watchdog::{self, Liveness};
@@ -93,6 +96,8 @@ pub async fn run(
         },
     )?;
     let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);
+    let sensors = SensorRegistry::load(&store)?;
+    let sensor_persister = sensors::Persister::spawn(sensors.clone(), store.clone())?;
 
     let http_listener =
         TcpListener::bind(cfg.http_bind)
@@ -102,11 +107,24 @@ pub async fn run(
                 source,
             })?;
     let broker_cfg = cfg.clone();
-    let link = tokio::task::spawn_blocking(move || broker::start(&broker_cfg))
+    let broker_deps = BrokerDeps {
+        registry: sensors.clone(),
+        counters: store.counters().clone(),
+        hasher: auth.hasher.clone(),
+    };
+    let mqtt = tokio::task::spawn_blocking(move || broker::start(&broker_cfg, broker_deps))
         .await
         .map_err(|e| BrokerError::Link(e.to_string()))??;
+    let mqtt_health = MqttHealth::new();
+    let prober_stop = Arc::new(AtomicBool::new(false));
+    mqtt_health.spawn_prober(
+        mqtt.probe_addr,
+        mqtt.probe_login.clone(),
+        prober_stop.clone(),
+    )?;
+    let gate = mqtt.gate.clone();
     let ingest = Ingest::spawn(
-        link,
+        mqtt.link,
         IngestDeps {
             filters: raw.mqtt.topics.clone(),
             writer: writer.clone(),
@@ -117,6 +135,7 @@ pub async fn run(
             },
             store: store.clone(),
             counters: store.counters().clone(),
+            intake_full: gate.intake_full.clone(),
         },
     )?;
 
@@ -127,17 +146,24 @@ pub async fn run(
         started,
         auth,
         reports: http::ReportSlots::new(store.last_report_id()?),
+        sensors,
+        mqtt: gate.clone(),
+        mqtt_health: mqtt_health.clone(),
         shutdown: shutdown.clone(),
     };
     let app = http::router(state);
     let http_addr = http_listener.local_addr()?;
 
     let signal = shutdown.clone();
+    let closing_gate = gate.clone();
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(http_listener, app).with_graceful_shutdown(async move {
         stop.await;
         watchdog::notify_stopping();
         tracing::info!("shutting down: stopping intake and committing pending readings");
+        // The broker stops reading (so stops acknowledging) and refuses new connections
+        // before intake drains: nothing acknowledged after this point can be left behind.
+        closing_gate.closing.store(true, Ordering::SeqCst);
         signal.cancel();
     });
     let server = tokio::spawn(server.into_future());
@@ -158,6 +184,7 @@ pub async fn run(
                 ingest: ingest.heartbeat.clone(),
                 writer: writer.heartbeat(),
                 http: http_addr,
+                mqtt: mqtt_health.clone(),
             },
             shutdown.clone(),
         );
@@ -166,12 +193,19 @@ pub async fn run(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
 
-    // Intake first, so every message the broker acknowledged reaches the writer.
+    // Intake first, so every message the broker acknowledged reaches the writer. Packets the
+    // broker read just before it stopped reading are still on their way to its log: give the
+    // router a moment before ingest starts waiting for quiet.
+    gate.closing.store(true, Ordering::SeqCst);
+    prober_stop.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     tokio::task::spawn_blocking(move || {
         ingest.stop();
         let flushed = writer.flush();
         drop(writer);
         let _ = writer_thread.join();
+        // Last, so the registry's final save includes what the intake reported while draining.
+        sensor_persister.stop();
         flushed
     })
     .await

@@ -32,6 +32,28 @@ pub fn overlap(a: &str, b: &str) -> bool {
     }
 }
 
+/// True when every topic that `requested` matches is also matched by `allowed`: a
+/// subscription to `requested` stays within what a user may read.
+pub fn covers(allowed: &str, requested: &str) -> bool {
+    let mut a = allowed.split('/');
+    let mut r = requested.split('/');
+    loop {
+        match (a.next(), r.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(lvl)) if lvl != "#" => {}
+            (Some(p), Some(q)) if p == q && p != "+" && p != "#" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// True when `topic` starts with `$`: such topics are the broker's own and are not matched
+/// by filters starting with a wildcard (MQTT 3.1.1 §4.7.2).
+pub fn is_system(topic: &str) -> bool {
+    topic.starts_with('$')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +69,18 @@ mod tests {
         assert!(overlap("+/a", "b/+"));
         assert!(!overlap("Prueba", "sensores/#"));
         assert!(!overlap("a/+", "a/b/c"));
+    }
+
+    #[test]
+    fn covering_filters() {
+        assert!(covers("#", "sensores/#"));
+        assert!(covers("sensores/#", "sensores/+/t"));
+        assert!(covers("sensores/+", "sensores/a"));
+        assert!(covers("Prueba", "Prueba"));
+        assert!(!covers("sensores/+", "sensores/#"));
+        assert!(!covers("Prueba", "#"));
+        assert!(!covers("Prueba", "+"));
+        assert!(!covers("sensores/a", "sensores/+"));
+        assert!(!covers("a/b", "a"));
     }
 }

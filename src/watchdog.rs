@@ -70,6 +70,8 @@ pub struct Liveness {
     pub writer: Heartbeat,
     /// The address the HTTP server is bound to.
     pub http: SocketAddr,
+    /// When the broker last completed a loopback MQTT CONNECT.
+    pub mqtt: crate::broker::probe::MqttHealth,
 }
 
 /// Why a ping was withheld.
@@ -81,12 +83,16 @@ pub enum Stalled {
     /// The writer has not turned for this long (blocked inside a commit).
     #[error("the store writer has been blocked for {0:?} (stuck in a commit)")]
     Writer(Duration),
+    /// The broker has not completed a CONNECT for this long.
+    #[error("the MQTT broker has not accepted a connection for {0:?}")]
+    Mqtt(Duration),
     /// The HTTP server did not answer.
     #[error("the HTTP server did not answer GET /healthz: {0}")]
     Http(String),
 }
 
-/// Checks the two heartbeats against `max_age`; `Ok` when both are fresh.
+/// Checks the two heartbeats against `max_age` and the broker's last answered probe; `Ok`
+/// when all are fresh.
 pub fn check_heartbeats(live: &Liveness, max_age: Duration) -> Result<(), Stalled> {
     let ingest = live.ingest.age();
     if ingest > max_age {
@@ -95,6 +101,9 @@ pub fn check_heartbeats(live: &Liveness, max_age: Duration) -> Result<(), Stalle
     let writer = live.writer.age();
     if writer > max_age {
         return Err(Stalled::Writer(writer));
+    }
+    if !live.mqtt.healthy() {
+        return Err(Stalled::Mqtt(live.mqtt.silence()));
     }
     Ok(())
 }
@@ -269,6 +278,7 @@ mod tests {
             ingest: at(ingest_ago),
             writer: at(writer_ago),
             http: "127.0.0.1:1".parse().expect("addr"),
+            mqtt: crate::broker::probe::MqttHealth::new(),
         }
     }
 
@@ -286,6 +296,13 @@ mod tests {
         assert!(matches!(
             check_heartbeats(&live(0, 250), max),
             Err(Stalled::Writer(_))
+        ));
+        let mut silent_broker = live(0, 0);
+        silent_broker.mqtt =
+            crate::broker::probe::MqttHealth::answered_ago(Duration::from_secs(60));
+        assert!(matches!(
+            check_heartbeats(&silent_broker, max),
+            Err(Stalled::Mqtt(_))
         ));
     }
 

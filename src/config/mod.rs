@@ -117,10 +117,57 @@ pub struct MqttConfig {
     pub bind: String,
     pub topics: Vec<String>,
     pub allow_anonymous: bool,
-    pub users: BTreeMap<String, String>,
+    pub users: BTreeMap<String, MqttUser>,
     pub max_payload_bytes: u64,
     pub max_fields: u64,
     pub max_connections: u64,
+    /// Most connections one user name may hold at once (a leaked credential cannot take
+    /// every slot).
+    pub max_connections_per_user: u64,
+    /// Failed logins from one address within a minute before that address is refused for a
+    /// minute.
+    pub auth_failures_per_address: u64,
+}
+
+/// One `[mqtt.users]` entry: the first-version form `name = "password"` (a sensor that
+/// publishes to the reading topics), or a table with a password or PHC hash and topic
+/// permissions.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MqttUser {
+    Password(String),
+    Account(MqttAccount),
+}
+
+/// `[mqtt.users.<name>]`: a credential with its own topic permissions.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttAccount {
+    /// Plain password (compared in constant time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// PHC hash string (argon2), so the file need not hold the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    /// Filters it may publish to; absent means the reading topics (`mqtt.topics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Vec<String>>,
+    /// Filters it may subscribe to; none by default.
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+}
+
+impl MqttUser {
+    /// The entry as a table (the short form means a plain password and default permissions).
+    pub fn account(&self) -> MqttAccount {
+        match self {
+            MqttUser::Password(p) => MqttAccount {
+                password: Some(p.clone()),
+                ..MqttAccount::default()
+            },
+            MqttUser::Account(a) => a.clone(),
+        }
+    }
 }
 
 impl Default for MqttConfig {
@@ -133,6 +180,8 @@ impl Default for MqttConfig {
             max_payload_bytes: 16 * 1024,
             max_fields: 64,
             max_connections: 64,
+            max_connections_per_user: 16,
+            auth_failures_per_address: 10,
         }
     }
 }
@@ -148,6 +197,8 @@ impl fmt::Debug for MqttConfig {
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("max_fields", &self.max_fields)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_user", &self.max_connections_per_user)
+            .field("auth_failures_per_address", &self.auth_failures_per_address)
             .finish()
     }
 }

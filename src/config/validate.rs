@@ -38,6 +38,57 @@ fn range(key: &str, value: u64, lo: u64, hi: u64, unit: &str) -> Result<(), Conf
     }
 }
 
+/// Whether `f` is a usable MQTT topic filter (wildcards only as whole levels, `#` last).
+pub(crate) fn valid_filter(f: &str) -> bool {
+    let levels: Vec<&str> = f.split('/').collect();
+    let bad_level = |(i, lvl): (usize, &&str)| {
+        (lvl.contains('#') && (*lvl != "#" || i + 1 != levels.len()))
+            || (lvl.contains('+') && *lvl != "+")
+    };
+    !f.is_empty() && !f.contains('\0') && !levels.iter().enumerate().any(bad_level)
+}
+
+/// One `[mqtt.users.<name>]` entry: a name, exactly one of password / password_hash (a hash
+/// that parses as a PHC string), and valid filters.
+fn check_mqtt_user(user: &str, a: &crate::config::MqttAccount) -> Result<(), ConfigError> {
+    let invalid = |key: String, value: String, allowed: &str| ConfigError::Invalid {
+        key,
+        value,
+        allowed: allowed.into(),
+    };
+    let key = format!("mqtt.users.{user}");
+    match (&a.password, &a.password_hash) {
+        _ if user.is_empty() => Err(invalid(key, String::new(), "a non-empty user name")),
+        (Some(p), None) if !p.is_empty() => Ok(()),
+        (None, Some(h)) if argon2::PasswordHash::new(h).is_ok() => Ok(()),
+        (None, Some(_)) => Err(invalid(
+            format!("{key}.password_hash"),
+            "(hidden)".into(),
+            "a PHC hash string such as the one `biogestor sensor add` writes ($argon2id$...)",
+        )),
+        _ => Err(invalid(
+            key,
+            "(hidden)".into(),
+            "a non-empty password, or a table with exactly one of password / password_hash",
+        )),
+    }?;
+    let lists = [
+        ("publish", a.publish.as_deref().unwrap_or(&[])),
+        ("subscribe", &a.subscribe),
+    ];
+    for (name, list) in lists {
+        if let Some(f) = list.iter().find(|f| !valid_filter(f)) {
+            return Err(invalid(
+                format!("mqtt.users.{user}.{name}"),
+                f.clone(),
+                "MQTT topic filters such as Prueba or sensores/# (wildcards + and # only as \
+                 whole levels, # last)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Checks every key against what the appliance accepts.
     pub fn validate(self) -> Result<ValidConfig, ConfigError> {
@@ -164,14 +215,22 @@ impl Config {
                     .into(),
             });
         }
-        for (user, pass) in &m.users {
-            if user.is_empty() || pass.is_empty() {
-                return Err(ConfigError::Invalid {
-                    key: format!("mqtt.users.{user}"),
-                    value: "(hidden)".into(),
-                    allowed: "a non-empty user name and password".into(),
-                });
-            }
+        range(
+            "mqtt.max_connections_per_user",
+            m.max_connections_per_user,
+            1,
+            10_000,
+            "connections",
+        )?;
+        range(
+            "mqtt.auth_failures_per_address",
+            m.auth_failures_per_address,
+            1,
+            10_000,
+            "failed logins per minute",
+        )?;
+        for (user, entry) in &m.users {
+            check_mqtt_user(user, &entry.account())?;
         }
         let a = &self.auth;
         range(

@@ -136,6 +136,13 @@ async fn stats(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
         "lecturas_total": c.readings_total.load(Ordering::Relaxed),
         "mensajes_rechazados": c.rejected.load(Ordering::Relaxed),
         "mensajes_perdidos": c.dropped.load(Ordering::Relaxed),
+        "mqtt_rechazos": st
+            .mqtt
+            .refusals
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::from(v)))
+            .collect::<serde_json::Map<_, _>>(),
         "ultima_lectura": (last > 0).then(|| rfc3339(tz, last)),
     })))
 }

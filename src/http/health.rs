@@ -1,4 +1,5 @@
-//! `GET /healthz`: 200 only when the store answers a read and the writer is committing.
+//! `GET /healthz`: 200 only when the store answers a read, the writer is committing and the
+//! MQTT broker completed a recent loopback CONNECT.
 
 use std::sync::atomic::Ordering;
 
@@ -21,10 +22,13 @@ async fn healthz(State(st): State<AppState>) -> Response {
     let store = st.store.clone();
     let ping = blocking(move || store.ping()).await;
     let writer_ok = st.store.counters().writer_healthy.load(Ordering::Relaxed);
+    let mqtt_ok = st.mqtt_health.healthy();
+    let healthy = ping.is_ok() && writer_ok && mqtt_ok;
     let body = json!({
-        "status": if ping.is_ok() && writer_ok { "ok" } else { "error" },
+        "status": if healthy { "ok" } else { "error" },
         "store": if ping.is_ok() { "ok" } else { "error" },
         "writer": if writer_ok { "ok" } else { "failing" },
+        "mqtt": if mqtt_ok { "ok" } else { "not_accepting" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": st.started.elapsed().as_secs(),
         "clock_ok": now_us() >= PLAUSIBLE_CLOCK_US,
@@ -32,7 +36,7 @@ async fn healthz(State(st): State<AppState>) -> Response {
         "site": { "name": st.config.raw.site.name, "timezone": st.config.raw.site.timezone },
         "setup_pending": st.auth.setup_pending(),
     });
-    let status = if ping.is_ok() && writer_ok {
+    let status = if healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

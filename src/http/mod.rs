@@ -10,6 +10,7 @@ pub mod guard;
 mod health;
 mod production;
 mod reports;
+mod sensors;
 mod stages;
 mod users;
 mod ws;
@@ -25,6 +26,7 @@ use tower_http::compression::CompressionLayer;
 use crate::auth::Auth;
 use crate::config::ValidConfig;
 use crate::live::LiveHub;
+use crate::sensors::SensorRegistry;
 use crate::store::Store;
 use crate::store::users::Permission;
 
@@ -39,6 +41,12 @@ pub struct AppState {
     pub started: Instant,
     pub auth: Auth,
     pub reports: reports::ReportSlots,
+    /// What is known about each MQTT client (the broker and ingest report to it).
+    pub sensors: SensorRegistry,
+    /// The broker's admission state (refusal counts by reason).
+    pub mqtt: Arc<crate::broker::admission::Gate>,
+    /// Whether the broker completed a recent loopback CONNECT.
+    pub mqtt_health: crate::broker::probe::MqttHealth,
     /// Cancelled at shutdown so WebSocket tasks end (axum's graceful shutdown does not wait
     /// for upgraded connections).
     pub shutdown: CancellationToken,
@@ -47,7 +55,9 @@ pub struct AppState {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.raw.http.max_body_bytes as usize;
-    let dashboard = dashboard::router().merge(ws::router());
+    let dashboard = dashboard::router()
+        .merge(sensors::router())
+        .merge(ws::router());
     let app = Router::new()
         .merge(health::router())
         .merge(admin::router(&state))

@@ -1,3 +1,4 @@
+#![allow(dead_code, mismatched_lifetime_syntaxes)] // biogestor patch: upstream warnings kept out of the build log
 use std::fmt;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub use server::{Broker, LinkType, Server};
 
 pub use self::router::shared_subs::Strategy;
 
+pub mod hooks;
 mod link;
 pub mod protocol;
 mod router;
@@ -152,6 +154,10 @@ pub struct ConnectionSettings {
     pub external_auth: Option<AuthHandler>,
     #[serde(default)]
     pub dynamic_filters: bool,
+    /// Admission, permissions and read pausing decided by the embedding application
+    /// (biogestor patch). When set, `auth` and `external_auth` are not consulted.
+    #[serde(skip)]
+    pub hooks: Option<Arc<dyn hooks::Hooks>>,
 }
 
 impl ConnectionSettings {
@@ -177,6 +183,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("auth", &self.auth)
             .field("external_auth", &self.external_auth.is_some())
             .field("dynamic_filters", &self.dynamic_filters)
+            .field("hooks", &self.hooks.is_some())
             .finish()
     }
 }

@@ -10,7 +10,8 @@ use std::{
 };
 use tokio::time::{error::Elapsed, Duration};
 
-use crate::protocol::{self, Packet, Protocol};
+use crate::hooks::DISCARDED_TOPIC;
+use crate::protocol::{self, Packet, Protocol, Publish, QoS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -40,6 +41,10 @@ pub struct Network<P> {
     keepalive: Duration,
     /// Protocol
     protocol: P,
+    /// Bytes of an oversized publish still to be dropped from the socket (biogestor patch).
+    skip: usize,
+    /// Topic and size of each oversized publish dropped since the last `take_oversized`.
+    oversized: Vec<(String, usize)>,
 }
 
 impl<P: Protocol> Network<P> {
@@ -60,12 +65,79 @@ impl<P: Protocol> Network<P> {
             // when we call read.
             keepalive: Duration::MAX,
             protocol,
+            skip: 0,
+            oversized: Vec::new(),
         }
     }
 
     pub fn set_keepalive(&mut self, keepalive: u16) {
+        // Keep alive 0 turns the mechanism off (MQTT 3.1.1 §3.1.2.10): no read timeout.
+        if keepalive == 0 {
+            self.keepalive = Duration::MAX;
+            return;
+        }
         let keepalive = Duration::from_secs(keepalive as u64);
         self.keepalive = keepalive + keepalive.mul_f32(0.5);
+    }
+
+    /// Topic and size of the oversized publishes dropped since the last call.
+    pub fn take_oversized(&mut self) -> Vec<(String, usize)> {
+        std::mem::take(&mut self.oversized)
+    }
+
+    /// Drops the buffered bytes of an oversized publish that is being skipped.
+    fn discard_skipped(&mut self) {
+        let n = self.skip.min(self.read.len());
+        let _ = self.read.split_to(n);
+        self.skip -= n;
+    }
+
+    /// Turns an oversized PUBLISH at the head of the read buffer into a payload-less publish
+    /// on the discard topic, so that the router acknowledges it in order while its bytes are
+    /// skipped instead of read into memory. `None`: more bytes are needed to see its packet id.
+    /// Any other oversized packet stays a protocol error.
+    fn oversized_publish(&mut self, size: usize) -> Result<Option<Packet>, Error> {
+        let head = &self.read[..];
+        let byte1 = head[0];
+        if byte1 >> 4 != 3 {
+            return Err(protocol::Error::PayloadSizeLimitExceeded(size).into());
+        }
+        let mut header_len = 1;
+        while head.get(header_len).is_some_and(|b| b & 0x80 != 0) {
+            header_len += 1;
+        }
+        header_len += 1;
+        let qos = (byte1 & 0b0110) >> 1;
+        let Some(qos) = protocol::qos(qos) else {
+            return Err(protocol::Error::InvalidQoS(qos).into());
+        };
+        let Some(topic_len) = head.get(header_len..header_len + 2) else {
+            return Ok(None);
+        };
+        let topic_len = u16::from_be_bytes([topic_len[0], topic_len[1]]) as usize;
+        let topic_end = header_len + 2 + topic_len;
+        let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
+        let Some(pkid) = head.get(topic_end..topic_end + id_len) else {
+            return Ok(None);
+        };
+        let pkid = if id_len == 0 {
+            0
+        } else {
+            u16::from_be_bytes([pkid[0], pkid[1]])
+        };
+        let topic = String::from_utf8_lossy(&head[header_len + 2..topic_end]).into_owned();
+        self.oversized.push((topic, size));
+        self.skip = header_len + size;
+        self.discard_skipped();
+        let publish = Publish {
+            dup: byte1 & 0b1000 != 0,
+            qos,
+            retain: false,
+            topic: bytes::Bytes::from_static(DISCARDED_TOPIC),
+            pkid,
+            payload: bytes::Bytes::new(),
+        };
+        Ok(Some(Packet::Publish(publish, None)))
     }
 
     /// Reads more than 'required' bytes to frame a packet into self.read buffer
@@ -94,14 +166,25 @@ impl<P: Protocol> Network<P> {
     /// Waits on network for 1 packet
     pub async fn read(&mut self) -> Result<Packet, Error> {
         loop {
-            let required = match Protocol::read_mut(
-                &mut self.protocol,
-                &mut self.read,
-                self.max_incoming_size,
-            ) {
-                Ok(packet) => return Ok(packet),
-                Err(protocol::Error::InsufficientBytes(required)) => required,
-                Err(e) => return Err(e.into()),
+            self.discard_skipped();
+            let required = if self.skip > 0 {
+                1
+            } else {
+                match Protocol::read_mut(
+                    &mut self.protocol,
+                    &mut self.read,
+                    self.max_incoming_size,
+                ) {
+                    Ok(packet) => return Ok(packet),
+                    Err(protocol::Error::InsufficientBytes(required)) => required,
+                    Err(protocol::Error::PayloadSizeLimitExceeded(size)) => {
+                        match self.oversized_publish(size)? {
+                            Some(packet) => return Ok(packet),
+                            None => 1,
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             };
 
             // read more packets until a frame can be created. This function
@@ -114,10 +197,23 @@ impl<P: Protocol> Network<P> {
     /// after the connection is established to read a bunch of incoming packets
     pub fn readv(&mut self, packets: &mut VecDeque<Packet>) -> Result<usize, Error> {
         loop {
-            match self
+            self.discard_skipped();
+            if self.skip > 0 {
+                return Ok(packets.len());
+            }
+            let packet = match self
                 .protocol
                 .read_mut(&mut self.read, self.max_incoming_size)
             {
+                Err(protocol::Error::PayloadSizeLimitExceeded(size)) => {
+                    match self.oversized_publish(size)? {
+                        Some(packet) => Ok(packet),
+                        None => return Ok(packets.len()),
+                    }
+                }
+                other => other,
+            };
+            match packet {
                 Ok(packet) => {
                     packets.push_back(packet);
                     let connection_buffer_length = packets.len();

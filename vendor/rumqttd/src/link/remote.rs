@@ -1,8 +1,9 @@
+use crate::hooks::{self, ConnectRequest, Refusal, Session};
 use crate::link::local::{LinkError, LinkRx, LinkTx};
 use crate::link::network;
 use crate::link::network::Network;
 use crate::local::LinkBuilder;
-use crate::protocol::{ConnAck, Connect, ConnectReturnCode, Login, Packet, Protocol};
+use crate::protocol::{self, ConnAck, Connect, ConnectReturnCode, Login, Packet, Protocol};
 use crate::router::{Event, Notification};
 use crate::{ConnectionId, ConnectionSettings};
 
@@ -10,6 +11,7 @@ use flume::{RecvError, SendError, Sender, TrySendError};
 use std::cmp::min;
 use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -43,6 +45,8 @@ pub enum Error {
     ConnectionAck(String),
     #[error("Authentication error")]
     InvalidAuth,
+    #[error("Connection refused: {0:?}")]
+    Refused(Refusal),
     #[error("Channel try send error")]
     TrySend(#[from] TrySendError<(ConnectionId, Event)>),
     #[error("Link error = {0}")]
@@ -58,6 +62,9 @@ pub struct RemoteLink<P> {
     link_rx: LinkRx,
     notifications: VecDeque<Notification>,
     pub(crate) will_delay_interval: u32,
+    /// The application's view of this connection (biogestor patch).
+    session: Option<Box<dyn Session>>,
+    hooks: Option<Arc<dyn hooks::Hooks>>,
 }
 
 impl<P: Protocol> RemoteLink<P> {
@@ -68,6 +75,8 @@ impl<P: Protocol> RemoteLink<P> {
         connect_packet: Packet,
         dynamic_filters: bool,
         assigned_client_id: Option<String>,
+        session: Option<Box<dyn Session>>,
+        hooks: Option<Arc<dyn hooks::Hooks>>,
     ) -> Result<RemoteLink<P>, Error> {
         let Packet::Connect(connect, props, lastwill, lastwill_props, _) = connect_packet else {
             return Err(Error::NotConnectPacket(connect_packet));
@@ -122,7 +131,42 @@ impl<P: Protocol> RemoteLink<P> {
             link_rx,
             notifications: VecDeque::with_capacity(100),
             will_delay_interval,
+            session,
+            hooks,
         })
+    }
+
+    /// Applies the application's permissions to packets just read: refused publishes are
+    /// marked to be acknowledged and dropped, refused subscription filters to be answered
+    /// with a failure code (biogestor patch).
+    fn check_packets(&mut self, packets: &mut VecDeque<Packet>) {
+        let Some(session) = &self.session else {
+            return;
+        };
+        for (topic, size) in self.network.take_oversized() {
+            session.oversize(&topic, size);
+        }
+        for packet in packets.iter_mut() {
+            match packet {
+                Packet::Publish(publish, _) => {
+                    if !hooks::is_discarded(&publish.topic)
+                        && !session.check_publish(&publish.topic, &publish.payload)
+                    {
+                        publish.topic = bytes::Bytes::from_static(hooks::DISCARDED_TOPIC);
+                        publish.payload = bytes::Bytes::new();
+                        publish.retain = false;
+                    }
+                }
+                Packet::Subscribe(subscribe, _) => {
+                    for filter in subscribe.filters.iter_mut() {
+                        if !session.may_subscribe(&filter.path) {
+                            filter.path.insert(0, hooks::REFUSED_FILTER_PREFIX);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     pub async fn start(&mut self) -> Result<(), Error> {
@@ -130,14 +174,18 @@ impl<P: Protocol> RemoteLink<P> {
 
         // Note:
         // Shouldn't result in bounded queue deadlocks because of blocking n/w send
+        let mut packets = VecDeque::new();
         loop {
+            let paused = self.hooks.as_ref().is_some_and(|h| h.pause_reads());
             select! {
-                o = self.network.read() => {
+                o = self.network.read(), if !paused => {
                     let packet = o?;
+                    packets.push_back(packet);
+                    self.network.readv(&mut packets)?;
+                    self.check_packets(&mut packets);
                     let len = {
                         let mut buffer = self.link_tx.buffer();
-                        buffer.push_back(packet);
-                        self.network.readv(&mut buffer)?;
+                        buffer.extend(packets.drain(..));
                         buffer.len()
                     };
 
@@ -164,6 +212,8 @@ impl<P: Protocol> RemoteLink<P> {
                         self.link_rx.wake().await?;
                     }
                 }
+                // While reads are paused, look again shortly (biogestor patch).
+                _ = time::sleep(Duration::from_millis(5)), if paused => {}
             }
         }
     }
@@ -171,10 +221,15 @@ impl<P: Protocol> RemoteLink<P> {
 
 /// Read MQTT connect packet from network and verify it.
 /// authentication and checks are done here.
+///
+/// biogestor patch: every refusal is answered with a CONNACK carrying its return code, keep
+/// alive 0 is accepted, and when the listener has [`hooks::Hooks`] they decide on admission
+/// and the returned session carries the connection's permissions.
 pub async fn mqtt_connect<P>(
     config: Arc<ConnectionSettings>,
     network: &mut Network<P>,
-) -> Result<Packet, Error>
+    peer: SocketAddr,
+) -> Result<(Packet, Option<Box<dyn Session>>), Error>
 where
     P: Protocol,
 {
@@ -182,11 +237,18 @@ where
     // DOS attacks by filling total connections that the server can handle with idle open
     // connections which results in server rejecting new connections
     let connection_timeout_ms = config.connection_timeout_ms.into();
-    let packet = time::timeout(Duration::from_millis(connection_timeout_ms), async {
+    let read = time::timeout(Duration::from_millis(connection_timeout_ms), async {
         let packet = network.read().await?;
         Ok::<_, network::Error>(packet)
     })
-    .await??;
+    .await?;
+    let packet = match read {
+        Ok(packet) => packet,
+        Err(network::Error::Protocol(
+            protocol::Error::InvalidProtocol | protocol::Error::InvalidProtocolLevel(_),
+        )) => return Err(refuse(&config, network, peer, None, Refusal::ProtocolVersion).await),
+        Err(e) => return Err(e.into()),
+    };
 
     let (connect, _props, login) = match packet {
         Packet::Connect(ref connect, ref props, _, _, ref login) => (connect, props, login),
@@ -195,31 +257,69 @@ where
 
     Span::current().record("client_id", &connect.client_id);
 
-    handle_auth(config.clone(), login.as_ref(), &connect.client_id).await?;
-
-    // When keep_alive feature is disabled client can live forever, which is not good in
-    // distributed broker context so currenlty we don't allow it.
-    if connect.keep_alive == 0 {
-        return Err(Error::ZeroKeepAlive);
+    if connect.client_id.is_empty() && !connect.clean_session {
+        let id = Some(connect.client_id.as_str());
+        return Err(refuse(&config, network, peer, id, Refusal::IdentifierRejected).await);
     }
 
-    let empty_client_id = connect.client_id.is_empty();
-    let clean_session = connect.clean_session;
+    let Some(hooks) = config.hooks.clone() else {
+        if let Err(e) = handle_auth(config.clone(), login.as_ref(), &connect.client_id).await {
+            let id = Some(connect.client_id.as_str());
+            refuse(&config, network, peer, id, Refusal::BadCredentials).await;
+            return Err(e);
+        }
+        return Ok((packet, None));
+    };
 
-    if empty_client_id && !clean_session {
-        let ack = ConnAck {
-            session_present: false,
-            code: ConnectReturnCode::ClientIdentifierNotValid,
-        };
-
-        let packet = Packet::ConnAck(ack, None);
-        network.write(packet).await?;
-
-        return Err(Error::InvalidClientId);
+    let request = ConnectRequest {
+        peer,
+        client_id: connect.client_id.clone(),
+        username: login.as_ref().map(|l| l.username.clone()),
+        password: login.as_ref().map(|l| l.password.clone()),
+        clean_session: connect.clean_session,
+        keep_alive: connect.keep_alive,
+    };
+    match hooks.admit(request).await {
+        Ok(session) => Ok((packet, Some(session))),
+        Err(refusal) => {
+            write_refusal(network, refusal).await;
+            Err(Error::Refused(refusal))
+        }
     }
+}
 
-    // Ok((connect, props, lastwill, lastwill_props))
-    Ok(packet)
+/// Answers a refused CONNECT with its return code (the peer may already be gone) and tells
+/// the hooks, if any.
+async fn refuse<P: Protocol>(
+    config: &ConnectionSettings,
+    network: &mut Network<P>,
+    peer: SocketAddr,
+    client_id: Option<&str>,
+    refusal: Refusal,
+) -> Error {
+    write_refusal(network, refusal).await;
+    if let Some(hooks) = &config.hooks {
+        hooks.refused(peer, client_id, refusal);
+    }
+    match refusal {
+        Refusal::IdentifierRejected => Error::InvalidClientId,
+        other => Error::Refused(other),
+    }
+}
+
+async fn write_refusal<P: Protocol>(network: &mut Network<P>, refusal: Refusal) {
+    let code = match refusal {
+        Refusal::ProtocolVersion => ConnectReturnCode::RefusedProtocolVersion,
+        Refusal::IdentifierRejected => ConnectReturnCode::ClientIdentifierNotValid,
+        Refusal::ServerUnavailable => ConnectReturnCode::ServiceUnavailable,
+        Refusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
+        Refusal::NotAuthorized => ConnectReturnCode::NotAuthorized,
+    };
+    let ack = ConnAck {
+        session_present: false,
+        code,
+    };
+    let _ = network.write(Packet::ConnAck(ack, None)).await;
 }
 
 async fn handle_auth(
@@ -283,6 +383,7 @@ mod tests {
             auth: None,
             external_auth: None,
             dynamic_filters: false,
+            hooks: None,
         }
     }
 

@@ -655,6 +655,12 @@ impl Router {
                             tracing::info_span!("subscribe", topic = f.path, pkid = subscribe.pkid);
                         let _guard = span.enter();
 
+                        // biogestor patch: a filter the application refused gets 0x80.
+                        if f.path.starts_with(crate::hooks::REFUSED_FILTER_PREFIX) {
+                            return_codes.push(SubscribeReasonCode::Failure);
+                            continue;
+                        }
+
                         info!("Adding subscription on topic {}", f.path);
                         let connection = self.connections.get_mut(id).unwrap();
 
@@ -1192,6 +1198,11 @@ fn append_to_commitlog(
     notifications: &mut VecDeque<(ConnectionId, DataRequest)>,
     connections: &mut Slab<Connection>,
 ) -> Result<Offset, RouterError> {
+    // biogestor patch: a publish the application refused was acknowledged; drop it here.
+    if crate::hooks::is_discarded(&publish.topic) {
+        return Ok((0, 0));
+    }
+
     let connection = connections.get_mut(id).unwrap();
 
     let topic_alias = properties.as_mut().and_then(|p| {
@@ -1743,7 +1754,9 @@ fn validate_subscription(
 fn validate_clientid(client_id: &str) -> Result<(), RouterError> {
     trace!("Validating Client ID = {}", client_id,);
     // Ensure that only client devices of the tenant can
-    if "+$#/".chars().any(|c| client_id.contains(c)) {
+    // biogestor patch: only with tenant prefixes; MQTT 3.1.1 allows any UTF-8 client id and
+    // sensors use ids such as `granja/sensor1`.
+    if cfg!(feature = "validate-tenant-prefix") && "+$#/".chars().any(|c| client_id.contains(c)) {
         return Err(RouterError::InvalidClientId(client_id.to_string()));
     }
 

@@ -13,7 +13,7 @@ use crate::{meters, ConnectionSettings, Meter};
 use flume::{RecvError, SendError, Sender};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tracing::{error, field, info, warn, Instrument};
 use uuid::Uuid;
 
@@ -435,6 +435,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                             stream,
                             protocol,
                             self.awaiting_will_handler.clone(),
+                            addr,
                         )
                         .instrument(tracing::info_span!(
                             "websocket_link",
@@ -451,6 +452,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                         network,
                         protocol,
                         self.awaiting_will_handler.clone(),
+                        addr,
                     )
                     .instrument(tracing::error_span!(
                         "remote_link",
@@ -496,6 +498,7 @@ async fn remote<P: Protocol>(
     stream: Box<dyn N>,
     protocol: P,
     will_handlers: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
+    peer: SocketAddr,
 ) {
     let mut network = Network::new(
         stream,
@@ -505,8 +508,9 @@ async fn remote<P: Protocol>(
     );
 
     let dynamic_filters = config.dynamic_filters;
+    let hooks = config.hooks.clone();
 
-    let connect_packet = match mqtt_connect(config, &mut network).await {
+    let (connect_packet, session) = match mqtt_connect(config, &mut network, peer).await {
         Ok(p) => p,
         Err(e) => {
             error!(error=?e, "Error while handling MQTT connect packet");
@@ -535,20 +539,22 @@ async fn remote<P: Protocol>(
         client_id = format!("{tenant_id}.{client_id}");
     }
 
-    if let Some(sender) = will_handlers.lock().unwrap().remove(&client_id) {
+    // biogestor patch (upstream issue #1062, PR #1066): release the lock before notifying the
+    // previous connection's will task, and tolerate that task being gone already. Upstream
+    // unwrapped the send while holding the lock, so one stale entry poisoned the mutex and
+    // every later CONNECT panicked.
+    let stale = lock_wills(&will_handlers).remove(&client_id);
+    if let Some(sender) = stale {
         let awaiting_will = if clean_session {
             AwaitingWill::Fire
         } else {
             AwaitingWill::Cancel
         };
-        sender.try_send(awaiting_will).unwrap();
+        let _ = sender.try_send(awaiting_will);
     }
 
     let (will_tx, will_rx) = flume::bounded::<AwaitingWill>(1);
-    will_handlers
-        .lock()
-        .unwrap()
-        .insert(client_id.clone(), will_tx);
+    lock_wills(&will_handlers).insert(client_id.clone(), will_tx.clone());
 
     // Start the link
     let mut link = match RemoteLink::new(
@@ -558,12 +564,19 @@ async fn remote<P: Protocol>(
         connect_packet,
         dynamic_filters,
         assigned_client_id,
+        session,
+        hooks,
     )
     .await
     {
         Ok(l) => l,
         Err(e) => {
             error!(error=?e, "Remote link error");
+            // biogestor patch: a failed setup leaves no will handler behind for its client id.
+            let mut wills = lock_wills(&will_handlers);
+            if wills.get(&client_id).is_some_and(|s| s.same_channel(&will_tx)) {
+                wills.remove(&client_id);
+            }
             return;
         }
     };
@@ -610,8 +623,11 @@ async fn remote<P: Protocol>(
     {
         Ok(w) => w.is_ok_and(|k| k == AwaitingWill::Fire),
         Err(_) => {
-            // no need to keep the sender after timeout
-            will_handlers.lock().unwrap().remove(&client_id);
+            // no need to keep the sender after timeout (only if it is still this connection's)
+            let mut wills = lock_wills(&will_handlers);
+            if wills.get(&client_id).is_some_and(|s| s.same_channel(&will_tx)) {
+                wills.remove(&client_id);
+            }
             // as will delay interval has passed, publish the will message
             true
         }
@@ -626,4 +642,12 @@ async fn remote<P: Protocol>(
         // but might affect logs?
         router_tx.send((connection_id, message)).ok();
     }
+}
+
+/// Locks the will-handler map even if a panic elsewhere poisoned it: the map only holds
+/// channel ends, which stay valid (biogestor patch, see upstream issue #1062).
+fn lock_wills(
+    wills: &Mutex<HashMap<String, Sender<AwaitingWill>>>,
+) -> MutexGuard<'_, HashMap<String, Sender<AwaitingWill>>> {
+    wills.lock().unwrap_or_else(PoisonError::into_inner)
 }
