@@ -143,8 +143,9 @@ impl Gate {
                 drop(live);
                 return Err(self.refuse(&req, Reason::BrokerFull, Refusal::ServerUnavailable));
             }
+            // Clients without a user name (allow_anonymous) share only the global cap.
             let of_user = live.per_user.get(&user_key).copied().unwrap_or(0);
-            if of_user >= self.max_per_user {
+            if account.name.is_some() && of_user >= self.max_per_user {
                 drop(live);
                 return Err(self.refuse(&req, Reason::UserFull, Refusal::ServerUnavailable));
             }
