@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The known measurement channels. The discriminant is part of the stored format: append new
-/// channels at the end, never reorder.
+/// The known measurement channels. The discriminant is the position in stored rows: append new
+/// channels at the end (and raise [`CHANNELS`]), never reorder. Rows are stored length-prefixed
+/// (`store::codec`), so older rows simply have the new channel empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Channel {
@@ -96,7 +97,9 @@ impl Channel {
 /// One accepted reading, as stored (without its key) and broadcast.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
-    /// Values of the known channels, indexed by `Channel as usize`.
+    /// Values of the known channels, indexed by `Channel as usize` (stored length-prefixed,
+    /// so a channel can be added).
+    #[serde(with = "crate::store::codec::channel_array")]
     pub values: [Option<f64>; CHANNELS],
     /// Other numeric fields, by name (bounded in count and name length at parse time).
     pub extra: Vec<(String, f64)>,

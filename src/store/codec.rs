@@ -1,7 +1,17 @@
 //! Versioned postcard encoding of stored values. postcard is not self-describing, so every
-//! stored struct is wrapped in an enum whose first byte is the version. Today every table is
-//! at version 1 through the generic [`Row`]; a type that changes gets its own enum whose `V1`
-//! holds the old struct (same bytes) and a new `V2`, so old rows stay readable.
+//! stored struct is wrapped in an enum whose first byte is the version. Most tables are at
+//! version 1 through the generic [`Row`]; a type that changes gets its own enum whose earlier
+//! variants hold the old structs (same bytes, in [`legacy`]) so old rows stay readable forever
+//! and no migration pass has to rewrite a large store at start-up.
+//!
+//! Readings and daily rows are at version 2: their per-channel arrays are stored
+//! length-prefixed (see [`channel_array`]), so adding a sensor channel changes no stored byte
+//! and rows written with fewer or more channels still decode. Version 1 stored them as
+//! fixed-length tuples of 10, which any change of [`crate::reading::CHANNELS`] would have made
+//! unreadable.
+
+pub mod channel_array;
+mod legacy;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,6 +19,35 @@ use serde::de::DeserializeOwned;
 use super::StoreError;
 use super::daily::{Daily, MeterState};
 use crate::reading::Reading;
+
+/// Stored forms of a reading.
+#[derive(serde::Deserialize)]
+enum ReadingRow {
+    V1(legacy::ReadingV1),
+    V2(Reading),
+}
+
+/// Serialises exactly like `ReadingRow::V2` without cloning.
+#[derive(Serialize)]
+enum ReadingRowRef<'a> {
+    #[allow(dead_code)]
+    V1(()),
+    V2(&'a Reading),
+}
+
+/// Stored forms of a daily aggregate.
+#[derive(serde::Deserialize)]
+enum DailyRow {
+    V1(legacy::DailyV1),
+    V2(Daily),
+}
+
+#[derive(Serialize)]
+enum DailyRowRef<'a> {
+    #[allow(dead_code)]
+    V1(()),
+    V2(&'a Daily),
+}
 
 #[derive(serde::Deserialize)]
 enum Row<T> {
@@ -50,20 +89,34 @@ pub fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<
 }
 
 /// Encodes a reading into `buf` (the ingest hot path).
-pub fn encode_reading(r: &Reading, buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-    encode_into("readings", r, buf)
+pub fn encode_reading(r: &Reading, mut buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    buf.clear();
+    postcard::to_extend(&ReadingRowRef::V2(r), buf).map_err(corrupt("readings"))
 }
 
+/// Decodes a reading of any stored version.
 pub fn decode_reading(bytes: &[u8]) -> Result<Reading, StoreError> {
-    decode("readings", bytes)
+    Ok(
+        match postcard::from_bytes(bytes).map_err(corrupt("readings"))? {
+            ReadingRow::V1(old) => old.into(),
+            ReadingRow::V2(r) => r,
+        },
+    )
 }
 
+/// Encodes a daily aggregate.
 pub fn encode_daily(d: &Daily) -> Result<Vec<u8>, StoreError> {
-    encode("daily", d)
+    postcard::to_allocvec(&DailyRowRef::V2(d)).map_err(corrupt("daily"))
 }
 
+/// Decodes a daily aggregate of any stored version.
 pub fn decode_daily(bytes: &[u8]) -> Result<Daily, StoreError> {
-    decode("daily", bytes)
+    Ok(
+        match postcard::from_bytes(bytes).map_err(corrupt("daily"))? {
+            DailyRow::V1(old) => old.into(),
+            DailyRow::V2(d) => d,
+        },
+    )
 }
 
 pub fn encode_meter(m: &MeterState) -> Result<Vec<u8>, StoreError> {
@@ -72,4 +125,87 @@ pub fn encode_meter(m: &MeterState) -> Result<Vec<u8>, StoreError> {
 
 pub fn decode_meter(bytes: &[u8]) -> Result<MeterState, StoreError> {
     decode("meters", bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::{CHANNELS, Channel};
+
+    /// Rows exactly as the first version wrote them (checked in; never regenerate).
+    const V1_READING: &[u8] = include_bytes!("fixtures/v1-reading.bin");
+    const V1_DAILY: &[u8] = include_bytes!("fixtures/v1-daily.bin");
+    const V1_METER: &[u8] = include_bytes!("fixtures/v1-meter.bin");
+
+    #[test]
+    fn first_version_rows_still_decode() {
+        let r = decode_reading(V1_READING).expect("v1 reading");
+        assert_eq!(r.get(Channel::Presion), Some(1013.25));
+        assert_eq!(r.get(Channel::Temperatura), Some(35.5));
+        assert_eq!(r.get(Channel::GasTotal), Some(1234.5));
+        assert_eq!(r.get(Channel::Humedad), None);
+        assert_eq!(r.extra, vec![("ph".to_string(), 7.1)]);
+        assert_eq!(r.sensor_ts_ms, Some(1_764_500_000_000));
+        assert_eq!(r.source, "Prueba");
+
+        let d = decode_daily(V1_DAILY).expect("v1 daily");
+        assert_eq!(d.count, 2);
+        let t = d.channel(Channel::Temperatura).expect("temperature stats");
+        assert_eq!((t.count, t.min, t.max), (2, 35.5, 35.5));
+        assert_eq!(d.channel(Channel::CaudalGasLmin).map(|s| s.count), Some(1));
+        assert!((d.gas.from_counter.expect("counter") - 0.3).abs() < 1e-9);
+        assert_eq!(d.extra.len(), 1);
+
+        let m = decode_meter(V1_METER).expect("v1 meter");
+        assert_eq!(m.gas_total, Some(1234.8));
+    }
+
+    #[test]
+    fn version_two_round_trips_and_is_what_is_written() {
+        let r = decode_reading(V1_READING).expect("v1");
+        let bytes = encode_reading(&r, Vec::new()).expect("encode");
+        assert_eq!(bytes[0], 1, "version tag 2 (index 1)");
+        assert_eq!(decode_reading(&bytes).expect("v2"), r);
+        let d = decode_daily(V1_DAILY).expect("v1");
+        let bytes = encode_daily(&d).expect("encode");
+        assert_eq!(bytes[0], 1);
+        assert_eq!(decode_daily(&bytes).expect("v2"), d);
+    }
+
+    /// A row written by a build with more channels (one added later) or fewer decodes here:
+    /// unknown trailing channels are ignored, missing ones are empty.
+    #[test]
+    fn rows_with_more_or_fewer_channels_decode() {
+        #[derive(Serialize)]
+        enum Row<'a> {
+            #[allow(dead_code)]
+            V1(()),
+            V2(&'a OtherReading),
+        }
+        #[derive(Serialize)]
+        struct OtherReading {
+            values: Vec<Option<f64>>,
+            extra: Vec<(String, f64)>,
+            sensor_ts_ms: Option<i64>,
+            source: String,
+        }
+        for n in [CHANNELS + 3, CHANNELS - 4] {
+            let mut values = vec![None; n];
+            values[1] = Some(36.0);
+            values[n - 1] = Some(9.0);
+            let other = OtherReading {
+                values,
+                extra: vec![],
+                sensor_ts_ms: None,
+                source: "t".into(),
+            };
+            let bytes = postcard::to_allocvec(&Row::V2(&other)).expect("encode");
+            let r = decode_reading(&bytes).expect("decodes");
+            assert_eq!(r.get(Channel::Temperatura), Some(36.0));
+            if n < CHANNELS {
+                assert_eq!(r.values[n - 1], Some(9.0));
+                assert!(r.values[n..].iter().all(Option::is_none));
+            }
+        }
+    }
 }

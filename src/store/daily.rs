@@ -89,6 +89,7 @@ pub struct Daily {
     pub count: u64,
     pub first_us: i64,
     pub last_us: i64,
+    #[serde(with = "crate::store::codec::channel_array")]
     pub channels: [Option<ChannelStats>; CHANNELS],
     pub extra: Vec<(String, ChannelStats)>,
     pub gas: MeterDay,

@@ -1,7 +1,7 @@
 //! The appliance's only persistent state: one redb file in `data_dir`. Handlers and the ingest
 //! path use this narrow typed API and never open tables themselves.
 
-pub(crate) mod codec;
+pub mod codec;
 pub mod daily;
 mod queries;
 pub mod reports;
