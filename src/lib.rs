@@ -18,6 +18,7 @@ pub mod payload;
 pub mod production;
 pub mod reading;
 pub mod reports;
+pub mod sensors;
 pub mod serve;
 pub mod simulate;
 pub mod sitetime;
