@@ -19,6 +19,7 @@ use crate::http::{self, AppState};
 use crate::ingest::{Ingest, IngestDeps};
 use crate::live::LiveHub;
 use crate::payload::Limits;
+use crate::sensors::{self, SensorRegistry};
 use crate::store::writer::{self, WriterConfig};
 use crate::store::{Store, StoreError};
 use crate::watchdog::{self, Liveness};
@@ -93,6 +94,8 @@ pub async fn run(
         },
     )?;
     let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);
+    let sensors = SensorRegistry::load(&store)?;
+    let sensor_persister = sensors::Persister::spawn(sensors.clone(), store.clone())?;
 
     let http_listener =
         TcpListener::bind(cfg.http_bind)
@@ -127,6 +130,7 @@ pub async fn run(
         started,
         auth,
         reports: http::ReportSlots::new(store.last_report_id()?),
+        sensors,
         shutdown: shutdown.clone(),
     };
     let app = http::router(state);
@@ -172,6 +176,8 @@ pub async fn run(
         let flushed = writer.flush();
         drop(writer);
         let _ = writer_thread.join();
+        // Last, so the registry's final save includes what the intake reported while draining.
+        sensor_persister.stop();
         flushed
     })
     .await

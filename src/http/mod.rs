@@ -10,6 +10,7 @@ pub mod guard;
 mod health;
 mod production;
 mod reports;
+mod sensors;
 mod stages;
 mod users;
 mod ws;
@@ -25,6 +26,7 @@ use tower_http::compression::CompressionLayer;
 use crate::auth::Auth;
 use crate::config::ValidConfig;
 use crate::live::LiveHub;
+use crate::sensors::SensorRegistry;
 use crate::store::Store;
 use crate::store::users::Permission;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub started: Instant,
     pub auth: Auth,
     pub reports: reports::ReportSlots,
+    /// What is known about each MQTT client (the broker and ingest report to it).
+    pub sensors: SensorRegistry,
     /// Cancelled at shutdown so WebSocket tasks end (axum's graceful shutdown does not wait
     /// for upgraded connections).
     pub shutdown: CancellationToken,
@@ -47,7 +51,9 @@ pub struct AppState {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.raw.http.max_body_bytes as usize;
-    let dashboard = dashboard::router().merge(ws::router());
+    let dashboard = dashboard::router()
+        .merge(sensors::router())
+        .merge(ws::router());
     let app = Router::new()
         .merge(health::router())
         .merge(admin::router(&state))
