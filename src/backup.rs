@@ -27,8 +27,8 @@ use redb::{
 
 use crate::config::ValidConfig;
 use crate::store::tables::{
-    DAILY, META, METERS, READINGS, REPORTS, REVOKED, STAGES, USERS, USERS_BY_EMAIL, USERS_BY_NAME,
-    meta_key,
+    DAILY, META, METERS, READINGS, REPORTS, REVOKED, SENSORS, STAGES, USERS, USERS_BY_EMAIL,
+    USERS_BY_NAME, meta_key,
 };
 use crate::store::{DB_FILE, Store, StoreError};
 
@@ -158,8 +158,8 @@ pub struct SnapshotInfo {
 }
 
 /// Every table of the store, by name: a backup copies exactly these, and a restore requires
-/// each of them.
-pub fn table_names() -> [&'static str; 10] {
+/// each of them except the [`optional_tables`].
+pub fn table_names() -> [&'static str; 11] {
     [
         META.name(),
         READINGS.name(),
@@ -171,7 +171,14 @@ pub fn table_names() -> [&'static str; 10] {
         USERS_BY_NAME.name(),
         USERS_BY_EMAIL.name(),
         REVOKED.name(),
+        SENSORS.name(),
     ]
+}
+
+/// Tables added after the first release without a schema change: a snapshot written before
+/// them lacks them and is still restorable (opening the store creates them empty).
+pub fn optional_tables() -> [&'static str; 1] {
+    [SENSORS.name()]
 }
 
 /// Copies one table from the read snapshot into `dst`, `CHUNK_ROWS` rows per commit.
@@ -245,7 +252,8 @@ pub fn snapshot(store: &Store, dest: &Path) -> Result<SnapshotInfo, BackupError>
             + copy_table(&src, &dst, USERS)?
             + copy_table(&src, &dst, USERS_BY_NAME)?
             + copy_table(&src, &dst, USERS_BY_EMAIL)?
-            + copy_table(&src, &dst, REVOKED)?)
+            + copy_table(&src, &dst, REVOKED)?
+            + copy_table(&src, &dst, SENSORS)?)
     };
     let rows = match copy() {
         Ok(rows) => rows,
@@ -493,6 +501,24 @@ mod tests {
         store.close().expect("close");
         assert!(info.rows >= 1 && info.bytes > 0);
         let found = validate(&out, chrono_tz::UTC).expect("valid");
+        assert_eq!(found.schema, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_snapshot_from_before_the_sensor_registry_is_restorable() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path(), 4, chrono_tz::UTC).expect("store");
+        let out = dir.path().join("snap");
+        std::fs::create_dir_all(&out).expect("dir");
+        snapshot(&store, &out.join(DB_FILE)).expect("snapshot");
+        store.close().expect("close");
+        {
+            let db = Database::create(out.join(DB_FILE)).expect("open snapshot");
+            let txn = db.begin_write().expect("write");
+            assert!(txn.delete_table(SENSORS).expect("delete"));
+            txn.commit().expect("commit");
+        }
+        let found = validate(&out, chrono_tz::UTC).expect("valid without the sensors table");
         assert_eq!(found.schema, SCHEMA_VERSION);
     }
 }

@@ -12,6 +12,7 @@ const ROUTES = [
   { path: 'panel', title: 'Panel', allow: () => can('VerDashboard'), load: page('panel') },
   { path: 'produccion', title: 'Producción', allow: () => can('VerDashboard'), load: page('produccion') },
   { path: 'llenados', title: 'Llenados', allow: () => can('VerDashboard'), load: page('llenados') },
+  { path: 'sensores', title: 'Sensores', allow: () => can('VerDashboard'), load: page('sensores') },
   { path: 'reportes', title: 'Reportes', allow: () => can('VerReportes') || can('GenerarReportes'), load: page('reportes') },
   { path: 'usuarios', title: 'Usuarios', allow: () => can('AprobarUsuarios'), load: page('usuarios') },
   { path: 'estado', title: 'Estado', allow: () => true, load: page('estado') },

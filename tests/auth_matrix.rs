@@ -33,6 +33,7 @@ const ROUTES: &[Route] = &[
         None,
     ),
     ("GET", "/api/dashboard/stats/", Perm("VerDashboard"), None),
+    ("GET", "/api/dashboard/sensors/", Perm("VerDashboard"), None),
     (
         "GET",
         "/api/dashboard/materials/",

@@ -10,10 +10,13 @@ use redb::{
     Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
 };
 
-use super::{BackupError, Staging, copy_synced, file_timestamp, io, sync_dir, table_names};
+use super::{
+    BackupError, Staging, copy_synced, file_timestamp, io, optional_tables, sync_dir, table_names,
+};
 use crate::config::ValidConfig;
 use crate::store::codec::{decode_daily, decode_meter, decode_reading};
-use crate::store::tables::{DAILY, META, METERS, READINGS, meta_key};
+use crate::store::sensors::decode_sensor;
+use crate::store::tables::{DAILY, META, METERS, READINGS, SENSORS, meta_key};
 use crate::store::{DB_FILE, SCHEMA_VERSION, Store, StoreError};
 
 /// Page cache used to open a snapshot for validation.
@@ -110,7 +113,7 @@ pub fn validate(dir: &Path, tz: Tz) -> Result<Validated, BackupError> {
         let present: BTreeSet<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
         let missing: Vec<&str> = table_names()
             .into_iter()
-            .filter(|n| !present.contains(*n))
+            .filter(|n| !present.contains(*n) && !optional_tables().contains(n))
             .collect();
         if !missing.is_empty() {
             return Err(invalid(
@@ -144,6 +147,9 @@ pub fn validate(dir: &Path, tz: Tz) -> Result<Validated, BackupError> {
         let reading_rows = sample(&txn, READINGS, |b| decode_reading(b).map(drop))?;
         sample(&txn, DAILY, |b| decode_daily(b).map(drop))?;
         sample(&txn, METERS, |b| decode_meter(b).map(drop))?;
+        if present.contains(SENSORS.name()) {
+            sample(&txn, SENSORS, |b| decode_sensor(b).map(drop))?;
+        }
         Ok(Validated {
             schema,
             readings,

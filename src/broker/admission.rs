@@ -22,12 +22,11 @@ use crate::store::Counters;
 /// User name of the appliance's own liveness probe (with a per-process random password).
 pub const PROBE_USER: &str = "biogestor-probe";
 
-/// Live connections, in total and per user name and client id.
+/// Live connections, in total and per user name.
 #[derive(Default)]
 struct Live {
     total: usize,
     per_user: HashMap<String, usize>,
-    per_client: HashMap<String, usize>,
 }
 
 /// Shared state of every connection's decisions.
@@ -151,7 +150,6 @@ impl Gate {
             }
             live.total += 1;
             *live.per_user.entry(user_key.clone()).or_default() += 1;
-            *live.per_client.entry(req.client_id.clone()).or_default() += 1;
         }
         let client_id = truncate(&req.client_id, 256).to_string();
         self.registry
@@ -159,7 +157,6 @@ impl Gate {
         Ok(Box::new(SensorSession {
             gate: self.clone(),
             client_id,
-            live_key: req.client_id,
             user_key,
             peer: req.peer,
             account,
@@ -218,8 +215,6 @@ struct SensorSession {
     gate: Arc<Gate>,
     /// Bounded for the registry.
     client_id: String,
-    /// As presented, for the live counts.
-    live_key: String,
     user_key: String,
     peer: SocketAddr,
     account: Arc<Account>,
@@ -330,7 +325,7 @@ impl Session for SensorSession {
 
 impl Drop for SensorSession {
     fn drop(&mut self) {
-        let last_of_client = {
+        {
             let mut live = self.gate.live.lock();
             live.total = live.total.saturating_sub(1);
             if let Some(n) = live.per_user.get_mut(&self.user_key) {
@@ -339,20 +334,9 @@ impl Drop for SensorSession {
                     live.per_user.remove(&self.user_key);
                 }
             }
-            match live.per_client.get_mut(&self.live_key) {
-                Some(n) if *n > 1 => {
-                    *n -= 1;
-                    false
-                }
-                _ => {
-                    live.per_client.remove(&self.live_key);
-                    true
-                }
-            }
-        };
-        // A takeover by the same client id keeps it connected.
-        if last_of_client {
-            self.gate.registry.disconnected(&self.client_id, now_us());
         }
+        // Paired with `connected`: the registry counts a client's open connections, so a
+        // takeover by the same client id keeps it connected.
+        self.gate.registry.disconnected(&self.client_id, now_us());
     }
 }

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod daily;
 mod queries;
 pub mod reports;
+pub mod sensors;
 pub mod stages;
 pub(crate) mod tables;
 pub mod users;

@@ -33,6 +33,10 @@ pub const USERS_BY_EMAIL: TableDefinition<&str, u64> = TableDefinition::new("use
 /// Revoked refresh-token id → its expiry (s since the epoch), pruned once expired.
 pub const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
 
+/// MQTT client id → postcard [`super::sensors::SensorRecord`]: what the sensor registry
+/// remembers about each client across restarts.
+pub const SENSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("sensors");
+
 /// Names of the rows of [`META`].
 pub mod meta_key {
     pub const SCHEMA: &str = "schema_version";
@@ -54,5 +58,6 @@ pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(USERS_BY_NAME)?;
     txn.open_table(USERS_BY_EMAIL)?;
     txn.open_table(REVOKED)?;
+    txn.open_table(SENSORS)?;
     Ok(())
 }

@@ -249,3 +249,39 @@ export async function publishJson(app, topic, payload) {
   sock.write(mqttPacket(0x30, Buffer.concat([mqttString(topic), Buffer.from(JSON.stringify(payload))])));
   await new Promise((resolve) => sock.end(mqttPacket(0xe0, Buffer.alloc(0)), resolve));
 }
+
+/**
+ * An MQTT 3.1.1 connection that stays open (a sensor in the field): `publish` sends JSON at
+ * QoS 0, `close` disconnects cleanly. Rejects when the broker refuses the CONNECT.
+ */
+export async function mqttConnect(app, clientId, { username, password } = {}) {
+  const sock = net.connect(app.mqttPort, '127.0.0.1');
+  await new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.once('connect', resolve);
+  });
+  const connack = new Promise((resolve, reject) => {
+    sock.once('data', (d) => (d[0] === 0x20 && d[3] === 0 ? resolve() : reject(new Error(`CONNACK ${d.toString('hex')}`))));
+    sock.once('close', () => reject(new Error('conexión cerrada antes del CONNACK')));
+  });
+  const flags = 0x02 | (username !== undefined ? 0x80 : 0) | (password !== undefined ? 0x40 : 0);
+  const parts = [mqttString('MQTT'), Buffer.from([4, flags, 0, 60]), mqttString(clientId)];
+  if (username !== undefined) parts.push(mqttString(username));
+  if (password !== undefined) parts.push(mqttString(password));
+  sock.write(mqttPacket(0x10, Buffer.concat(parts)));
+  try {
+    await connack;
+  } catch (e) {
+    sock.destroy();
+    throw e;
+  }
+  sock.on('error', () => {});
+  return {
+    publish(topic, payload) {
+      sock.write(mqttPacket(0x30, Buffer.concat([mqttString(topic), Buffer.from(JSON.stringify(payload))])));
+    },
+    async close() {
+      await new Promise((resolve) => sock.end(mqttPacket(0xe0, Buffer.alloc(0)), resolve));
+    },
+  };
+}
