@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod mqtt;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
