@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod mqtt;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,11 @@ pub struct Options {
     pub allow_anonymous: bool,
     pub timezone: String,
     pub extra_toml: String,
+    /// Lines added inside `[mqtt]` (e.g. `max_connections = 64`).
+    pub mqtt_extra: String,
+    /// Lines added after the test sensor in `[mqtt.users]`: more `name = "password"` pairs
+    /// first, then `[mqtt.users.NAME]` tables.
+    pub users_extra: String,
     /// Create the administrator `admin` with `biogestor user add --admin` before the first
     /// start and log in as it. Without it the store starts empty (setup-code path).
     pub create_admin: bool,
@@ -55,6 +61,8 @@ impl Default for Options {
             allow_anonymous: false,
             timezone: "America/Bogota".into(),
             extra_toml: String::new(),
+            mqtt_extra: String::new(),
+            users_extra: String::new(),
             create_admin: true,
             data_dir: None,
         }
@@ -76,6 +84,12 @@ pub struct Appliance {
 impl Appliance {
     /// Writes a config and starts `biogestor serve`, waiting until `/healthz` answers 200.
     pub fn start(opts: Options) -> Appliance {
+        Self::try_start(opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Appliance::start`], but a configuration the binary refuses (or a service that
+    /// does not become healthy) is an error instead of a panic.
+    pub fn try_start(opts: Options) -> Result<Appliance, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let http_port = free_port();
         let mqtt_port = free_port();
@@ -89,8 +103,10 @@ topics = ["Prueba", "sensores/#"]
 allow_anonymous = {anon}
 max_payload_bytes = {maxp}
 max_fields = {maxf}
+{mqtt_extra}
 [mqtt.users]
 {MQTT_USER} = "{MQTT_PASS}"
+{users_extra}
 [storage]
 data_dir = "{data}"
 commit_interval_ms = {commit}
@@ -109,6 +125,8 @@ timezone = "{tz}"
             commit = opts.commit_interval_ms,
             tz = opts.timezone,
             extra = opts.extra_toml,
+            mqtt_extra = opts.mqtt_extra,
+            users_extra = opts.users_extra,
         );
         std::fs::write(&config_path, config).expect("write config");
         if opts.create_admin {
@@ -129,7 +147,9 @@ timezone = "{tz}"
                 &[],
                 dir.path(),
             );
-            assert!(status.success(), "user add: {out}");
+            if !status.success() {
+                return Err(format!("user add: {out}"));
+            }
         }
         let data_dir = opts
             .data_dir
@@ -144,11 +164,11 @@ timezone = "{tz}"
             token: String::new(),
             child: None,
         };
-        app.restart();
+        app.try_restart()?;
         if opts.create_admin {
             app.token = app.login_blocking(ADMIN_USER, ADMIN_PASS);
         }
-        app
+        Ok(app)
     }
 
     /// Logs in over plain HTTP (usable from sync code) and returns the access token.
@@ -188,6 +208,11 @@ timezone = "{tz}"
 
     /// Starts the binary again on the same ports and data folder.
     pub fn restart(&mut self) {
+        self.try_restart().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Like [`Appliance::restart`], returning what went wrong instead of panicking.
+    pub fn try_restart(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -213,14 +238,18 @@ timezone = "{tz}"
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("biogestor exited early with {status}:\n{}", self.log());
+                self.child = None;
+                return Err(format!(
+                    "biogestor exited early with {status}:\n{}",
+                    self.log()
+                ));
             }
             if http_get_status(self.http_port, "/healthz") == Some(200) {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("biogestor did not become healthy:\n{}", self.log());
+        Err(format!("biogestor did not become healthy:\n{}", self.log()))
     }
 
     /// Everything the service printed so far.
