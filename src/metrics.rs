@@ -106,6 +106,14 @@ pub fn mqtt_refused(reason: &'static str) {
         .inc();
 }
 
+/// Makes `reason` appear in the exposition (at 0) before it first happens, so a scrape shows
+/// every reason and rates start from a known zero.
+pub fn mqtt_refused_declare(reason: &'static str) {
+    let _ = METRICS
+        .mqtt_refused
+        .get_or_create(&RefusalLabels { reason });
+}
+
 /// The broker dropped `n` messages before ingest read them (overload).
 pub fn mqtt_dropped(n: u64) {
     METRICS.mqtt_dropped.inc_by(n);

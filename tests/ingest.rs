@@ -236,7 +236,16 @@ async fn broker_checks_credentials() {
         anon.await.is_err(),
         "anonymous clients refused when allow_anonymous = false"
     );
-    assert!(app.log().contains("MQTT login refused"), "{}", app.log());
+    // Each refusal is logged with its CONNACK code and what to change.
+    let log = app.log();
+    assert!(
+        log.contains("MQTT connection refused (CONNACK 4)") && log.contains("bad_credentials"),
+        "{log}"
+    );
+    assert!(
+        log.contains("MQTT connection refused (CONNACK 5)") && log.contains("allow_anonymous"),
+        "{log}"
+    );
 
     let open = Appliance::start(Options {
         allow_anonymous: true,

@@ -15,7 +15,7 @@ use rumqttc::QoS;
 use serde_json::{Value, json};
 
 /// Every refusal reason, in the order of `mqtt_rechazos`.
-const REASONS: [&str; 11] = [
+const REASONS: [&str; 12] = [
     "bad_credentials",
     "not_authorized",
     "protocol_version",
@@ -27,6 +27,7 @@ const REASONS: [&str; 11] = [
     "topic_not_stored",
     "oversize",
     "subscribe_not_allowed",
+    "stopping",
 ];
 
 fn start(limits: Limits) -> (Appliance, Target) {
@@ -357,6 +358,7 @@ async fn refusal_counters_in_stats_and_metrics() {
         "topic_not_stored": 1,
         "oversize": 1,
         "subscribe_not_allowed": 1,
+        "stopping": 0,
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut got = refusals(&app).await;

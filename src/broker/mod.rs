@@ -125,7 +125,7 @@ pub fn start(cfg: &ValidConfig, deps: BrokerDeps) -> Result<Running, BrokerError
         .collect();
     let gate = Arc::new(Gate::new(GateConfig {
         accounts: accounts::Accounts::new(m, deps.hasher),
-        refusals: Arc::new(refusals::Refusals::default()),
+        refusals: Arc::new(refusals::Refusals::new()),
         registry: deps.registry,
         counters: deps.counters,
         filters: m.topics.clone(),

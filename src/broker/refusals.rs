@@ -133,6 +133,14 @@ pub struct Refusals {
 }
 
 impl Refusals {
+    /// Counters for every reason, each already listed in `/metrics` at 0.
+    pub fn new() -> Refusals {
+        for r in Reason::ALL {
+            crate::metrics::mqtt_refused_declare(r.code());
+        }
+        Refusals::default()
+    }
+
     /// Counts one refusal and logs it unless the same one was logged within a minute.
     pub fn record(&self, reason: Reason, addr: Option<IpAddr>, client_id: &str, detail: &str) {
         self.counts[reason as usize].fetch_add(1, Ordering::Relaxed);

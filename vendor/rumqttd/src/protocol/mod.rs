@@ -655,7 +655,9 @@ pub fn valid_filter(filter: &str) -> bool {
 /// **NOTE**: make sure a topic is validated during a publish and filter is validated
 /// during a subscribe
 pub fn matches(topic: &str, filter: &str) -> bool {
-    if !topic.is_empty() && topic[..1].contains('$') {
+    // biogestor patch: a `$` topic is matched only by a filter that names its `$` level
+    // (MQTT 3.1.1 §4.7.2); upstream matched it by nothing at all.
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;
     }
 

@@ -1572,7 +1572,12 @@ fn forward_device_data(
     let forwards = publishes
         .into_iter()
         .map(|((mut publish, mut properties), offset)| {
-            publish.qos = protocol::qos(qos).unwrap();
+            // biogestor patch: delivered at the lower of the publish's and the subscription's
+            // QoS (MQTT 3.1.1 §3.8.4); upstream used the subscription's.
+            let granted = protocol::qos(qos).unwrap_or(QoS::AtMostOnce);
+            if granted < publish.qos {
+                publish.qos = granted;
+            }
 
             // if there is some topic alias to use, set it in publish properties
             if topic_alias.is_some() {
@@ -1744,9 +1749,9 @@ fn validate_subscription(
         }
     }
 
-    if filter.path.starts_with('$') && !filter.path.starts_with("$share") {
-        return Err(RouterError::InvalidFilterPrefix(filter.path.to_owned()));
-    }
+    // biogestor patch: `$` filters are allowed (MQTT 3.1.1 §4.7.2 only keeps wildcards at the
+    // start of a filter from matching `$` topics, see `protocol::matches`); which ones a client
+    // may use is decided by the application's hooks.
 
     Ok(())
 }
