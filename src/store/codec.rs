@@ -136,6 +136,9 @@ mod tests {
     const V1_READING: &[u8] = include_bytes!("fixtures/v1-reading.bin");
     const V1_DAILY: &[u8] = include_bytes!("fixtures/v1-daily.bin");
     const V1_METER: &[u8] = include_bytes!("fixtures/v1-meter.bin");
+    /// A daily row as version 2 wrote it (length-prefixed channels; checked in; never
+    /// regenerate).
+    const V2_DAILY: &[u8] = include_bytes!("fixtures/v2-daily.bin");
 
     #[test]
     fn first_version_rows_still_decode() {
@@ -158,6 +161,26 @@ mod tests {
 
         let m = decode_meter(V1_METER).expect("v1 meter");
         assert_eq!(m.gas_total, Some(1234.8));
+    }
+
+    #[test]
+    fn second_version_daily_rows_still_decode() {
+        let d = decode_daily(V2_DAILY).expect("v2 daily");
+        assert_eq!(d.count, 3);
+        assert_eq!(d.first_us, 1_767_250_800_000_000);
+        assert_eq!(d.last_us, 1_767_250_920_000_000);
+        let t = d.channel(Channel::Temperatura).expect("temperature stats");
+        assert_eq!((t.count, t.min, t.max, t.sum), (2, 34.5, 35.5, 70.0));
+        assert_eq!(d.channel(Channel::Presion).map(|s| s.count), Some(1));
+        assert_eq!(d.channel(Channel::Humedad), None);
+        assert_eq!(d.extra.len(), 1);
+        assert_eq!(d.extra[0].0, "ph");
+        assert_eq!(d.gas.from_counter, Some(0.25));
+        assert_eq!(d.gas.from_delta, Some(0.5));
+        assert_eq!(d.gas.from_legacy, Some(0.125));
+        assert!((d.gas.from_flow.expect("flow") - 0.006).abs() < 1e-12);
+        assert!((d.biol.from_delta.expect("biol") - 0.05).abs() < 1e-12);
+        assert_eq!(d.biol.from_counter, None);
     }
 
     #[test]
@@ -209,3 +232,4 @@ mod tests {
         }
     }
 }
+
