@@ -93,6 +93,7 @@ pub async fn run(
         WriterConfig {
             commit_interval: cfg.commit_interval,
             max_batch: raw.storage.commit_max_readings as usize,
+            meter: cfg.meter_rules(),
         },
     )?;
     let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);

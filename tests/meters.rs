@@ -75,6 +75,7 @@ fn per_day_gas_in_the_site_zone() {
     let cfg = WriterConfig {
         commit_interval: Duration::from_millis(50),
         max_batch: 1000,
+        meter: Default::default(),
     };
     {
         let store = Store::open(dir.path(), 8, tz).unwrap();
@@ -203,6 +204,7 @@ fn dst_change_days_are_local() {
         WriterConfig {
             commit_interval: Duration::from_millis(20),
             max_batch: 100,
+            meter: Default::default(),
         },
     )
     .unwrap();
