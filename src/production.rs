@@ -107,8 +107,11 @@ pub enum ProductionError {
 /// has had the fraction `today_elapsed` (0–1) pass.
 #[derive(Debug, Clone, Copy)]
 pub struct Calendar {
+    /// The site's time zone.
     pub tz: chrono_tz::Tz,
+    /// Today, site-local.
     pub today: DayNumber,
+    /// Fraction of today already passed (0–1).
     pub today_elapsed: f64,
 }
 

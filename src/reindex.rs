@@ -10,11 +10,13 @@ use crate::store::{Store, StoreError};
 /// Why the rebuild did not happen; messages say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ReindexError {
+    /// The service holds the store.
     #[error(
         "the store in {0} is in use by the running service. Stop it first \
          (`sudo systemctl stop biogestor`), run this command again, then start it"
     )]
     InUse(String),
+    /// The store could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -108,8 +108,11 @@ impl Discards {
 /// be chosen when reading, with what is known about its completeness.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MeterDay {
+    /// Counter differences counted; `None` unless a difference was known.
     pub from_counter: Option<f64>,
+    /// Deltas summed.
     pub from_delta: Option<f64>,
+    /// Legacy deltas summed.
     pub from_legacy: Option<f64>,
     /// L/min integrated; `None` unless at least one interval was integrated.
     pub from_flow: Option<f64>,
@@ -123,9 +126,13 @@ pub struct MeterDay {
 /// Which measurement a day's production comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// Differences of `gas_total_m3`.
     Counter,
+    /// Sum of `caudal_gas`.
     Delta,
+    /// Sum of `gas_flow`.
     Legacy,
+    /// `caudal_gas_lmin` integrated over time.
     Flow,
 }
 

@@ -22,11 +22,13 @@ use crate::reading::Reading;
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rebuilt {
+    /// Readings replayed.
     pub readings: u64,
     /// Daily rows written (stage × day).
     pub days: usize,
     /// Sources with a meter state.
     pub sources: usize,
+    /// Time the rebuild took.
     pub elapsed: Duration,
 }
 

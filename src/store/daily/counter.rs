@@ -51,7 +51,9 @@ pub const UNKNOWN_TIME: i64 = i64::MIN;
 /// A counter value at a meter time (µs since the epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Mark {
+    /// Counter reading, m³.
     pub value: f64,
+    /// Meter time of the reading, µs since the epoch ([`UNKNOWN_TIME`] when not stored).
     pub at_us: i64,
 }
 
@@ -79,8 +81,11 @@ impl ChainKind {
 /// Samples that do not fit the baseline but fit each other.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Chain {
+    /// What the chain would be if confirmed.
     pub kind: ChainKind,
+    /// The sample that left the baseline (the switch is counted from it only for a reset).
     pub first: Mark,
+    /// The newest sample, which later ones must continue.
     pub last: Mark,
     /// Samples in the chain.
     pub len: u8,
@@ -89,7 +94,9 @@ pub struct Chain {
 /// One counter's memory: the baseline and an unconfirmed chain.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counter {
+    /// The last value counted from; `None` before the first sample.
     pub base: Option<Mark>,
+    /// Samples waiting for confirmation.
     pub chain: Option<Chain>,
 }
 

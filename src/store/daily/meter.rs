@@ -51,6 +51,7 @@ impl Default for MeterRules {
 pub struct FlowSample {
     /// Meter time, µs since the epoch.
     pub at_us: i64,
+    /// Flow at that time, L/min.
     pub lmin: f64,
 }
 
@@ -58,10 +59,12 @@ pub struct FlowSample {
 /// stages and restarts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MeterState {
+    /// The gas meter's cumulative counter.
     pub gas_total: Counter,
     /// Effluent leaves a batch digester in bursts when it is loaded, so the biol counter has
     /// no flow limit; the other counter rules apply.
     pub biol_total: Counter,
+    /// The last L/min sample, the start of the next interval.
     pub flow: Option<FlowSample>,
     /// Fingerprints of the last [`RECENT_KEYS`] messages with a meter field, oldest first.
     pub recent: Vec<u64>,
