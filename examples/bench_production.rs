@@ -10,10 +10,12 @@
 
 use std::time::{Duration, Instant};
 
+use biogestor::production::Calendar;
 use biogestor::reading::{CHANNELS, Channel, Reading};
-use biogestor::sitetime::{day_date, local_day, now_us, today};
+use biogestor::sitetime::{day_date, now_us, today};
 use biogestor::store::Store;
-use biogestor::store::daily::{Daily, MeterState};
+use biogestor::store::daily::fold::Fold;
+use biogestor::store::daily::{Daily, MeterRules};
 use biogestor::store::stages::StageFields;
 use biogestor::store::writer::{self, Incoming, WriterConfig};
 
@@ -52,6 +54,7 @@ fn seed(dir: &str, n: u64, days: u64) -> Result<(), Error> {
         WriterConfig {
             commit_interval: Duration::from_millis(1000),
             max_batch: 20_000,
+            meter: Default::default(),
         },
     )?;
     let step = (days as i64 * 86_400_000_000) / n as i64;
@@ -95,8 +98,11 @@ fn scan(dir: &str) -> Result<(), Error> {
             &stage,
             materials.get(&stage.material_type),
             daily,
-            today(tz),
-            1.0,
+            Calendar {
+                tz,
+                today: today(tz),
+                today_elapsed: 1.0,
+            },
             None,
         )
     };
@@ -113,20 +119,14 @@ fn scan(dir: &str) -> Result<(), Error> {
     let mut rows = 0;
     for _ in 0..3 {
         let t = Instant::now();
-        let mut days: Vec<(i32, Daily)> = Vec::new();
-        let mut meter = MeterState::default();
+        let mut meters = std::collections::HashMap::new();
+        let mut fold = Fold::new(tz, MeterRules::default(), &mut meters);
         let mut from = i64::MIN;
         rows = 0;
         loop {
             let page = store.readings(Some(stage.id), from, i64::MAX, 100_000)?;
             for r in &page.readings {
-                let d = local_day(tz, r.ts_us);
-                if days.last().is_none_or(|(last, _)| *last != d) {
-                    days.push((d, Daily::default()));
-                }
-                if let Some((_, day)) = days.last_mut() {
-                    day.apply(r.ts_us, &r.reading, &mut meter);
-                }
+                fold.apply(stage.id, r.ts_us, &r.reading, &mut |_| Ok::<_, Error>(None))?;
             }
             rows += page.readings.len();
             match page.next_us {
@@ -134,6 +134,13 @@ fn scan(dir: &str) -> Result<(), Error> {
                 None => break,
             }
         }
+        let mut days: Vec<(i32, Daily)> = fold
+            .finish()
+            .0
+            .into_iter()
+            .map(|((_, day), d)| (day, d))
+            .collect();
+        days.sort_by_key(|(day, _)| *day);
         slow_total = compute(&days)?.summary.actual_total_m3;
         slow.push(t.elapsed().as_secs_f64() * 1000.0);
     }

@@ -58,6 +58,14 @@ pub enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Rebuild the daily gas figures and meter states from the stored readings under this
+    /// release's meter rules (service stopped). Needed once for days stored by an earlier
+    /// release, and after changing site.max_gas_flow_m3_h.
+    Reindex {
+        /// Configuration file (for the data folder, time zone and meter rules).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
     /// Replace the store with a snapshot made by `backup` (service stopped). The snapshot is
     /// checked first; the current store is kept as biogestor.redb.before-restore-<time>.
     Restore {

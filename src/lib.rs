@@ -17,6 +17,7 @@ pub mod model;
 pub mod payload;
 pub mod production;
 pub mod reading;
+pub mod reindex;
 pub mod reports;
 pub mod sensors;
 pub mod serve;

@@ -200,6 +200,25 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
             token,
             config,
         } => backup(&out, url, token, &config),
+        Command::Reindex { config } => {
+            let c = load(&config)?;
+            match biogestor::reindex::run(&c) {
+                Ok(r) => {
+                    println!(
+                        "rebuilt {} daily rows and {} meter states from {} readings in {:.1} s",
+                        r.days,
+                        r.sources,
+                        r.readings,
+                        r.elapsed.as_secs_f64()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("biogestor reindex: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Restore { file, config } => {
             let c = load(&config)?;
             match biogestor::backup::restore(&c, &file) {

@@ -78,6 +78,12 @@ pub async fn run(
         raw.storage.cache_size_mb,
         cfg.timezone,
     )?;
+    if store.aggregates_outdated()? {
+        tracing::warn!(
+            "the daily gas figures of earlier days were computed by an earlier release's meter \
+             rules; stop the service and run `biogestor reindex` to recompute them"
+        );
+    }
     let a = &raw.auth;
     let auth = Auth::start(
         &store,
@@ -93,6 +99,7 @@ pub async fn run(
         WriterConfig {
             commit_interval: cfg.commit_interval,
             max_batch: raw.storage.commit_max_readings as usize,
+            meter: cfg.meter_rules(),
         },
     )?;
     let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);

@@ -37,8 +37,12 @@ async fn with_stage(days_ago: u64) -> (Appliance, u64) {
     .await;
     assert_eq!(status, 201, "{stage}");
     let mut p = Publisher::sensor(app.mqtt_port, "report-seed").await;
+    // A meter read every 10 minutes (the sensor's own `ts`), so each step is gas it can
+    // register in that time.
+    let now = chrono::Utc::now().timestamp();
     for (i, total) in [10.0, 10.4, 11.1, 11.5].iter().enumerate() {
-        let payload = json!({"gas_total_m3": total, "temperatura": 33.0 + i as f64, "presion": 1005.0, "calidad": 61.0});
+        let ts = now - (3 - i as i64) * 600;
+        let payload = json!({"gas_total_m3": total, "temperatura": 33.0 + i as f64, "presion": 1005.0, "calidad": 61.0, "ts": ts});
         p.publish("Prueba", payload.to_string()).await;
     }
     assert_eq!(p.wait_acked(4, Duration::from_secs(5)).await, 4);

@@ -24,6 +24,11 @@ fn cattle() -> Value {
            "added_water_m3": 1.5, "temperature_c": 35})
 }
 
+/// The sensor's `ts` (epoch seconds) `minutes` before now.
+fn minutes_ago(minutes: i64) -> i64 {
+    chrono::Utc::now().timestamp() - minutes * 60
+}
+
 fn today() -> String {
     let tz: chrono_tz::Tz = "America/Bogota".parse().unwrap();
     chrono::Utc::now()
@@ -213,18 +218,23 @@ async fn defaults_validation_and_one_active_stage() {
 async fn readings_follow_the_active_stage_and_production_compares() {
     let mut app = Appliance::start(Options::default());
     let mut p = Publisher::sensor(app.mqtt_port, "stages").await;
-    p.publish("Prueba", json!({"gas_total_m3": 100.0}).to_string())
-        .await;
+    // The meter reads every 10 minutes (its own `ts`): steps of 0.25–0.5 m³ are within what
+    // it can register in that time.
+    p.publish(
+        "Prueba",
+        json!({"gas_total_m3": 100.0, "ts": minutes_ago(30)}).to_string(),
+    )
+    .await;
     assert_eq!(p.wait_acked(1, Duration::from_secs(5)).await, 1);
     assert_eq!(app.wait_readings(1, Duration::from_secs(5)).await, 1);
 
     let (_, stage) = send(&app, "POST", "/api/dashboard/fillings/", cattle()).await;
     let sid = stage["id"].as_u64().unwrap();
     // Counter 100.0 (before the stage) → 100.25 → 100.75: 0.75 m³ today in this stage.
-    for v in [100.25, 100.75] {
+    for (v, ago) in [(100.25, 20), (100.75, 10)] {
         p.publish(
             "Prueba",
-            json!({"gas_total_m3": v, "temperatura": 34.0}).to_string(),
+            json!({"gas_total_m3": v, "temperatura": 34.0, "ts": minutes_ago(ago)}).to_string(),
         )
         .await;
     }
@@ -306,8 +316,11 @@ async fn readings_follow_the_active_stage_and_production_compares() {
     app.signal("TERM", Duration::from_secs(10));
     app.restart();
     let mut p = Publisher::sensor(app.mqtt_port, "stages-2").await;
-    p.publish("Prueba", json!({"gas_total_m3": 101.0}).to_string())
-        .await;
+    p.publish(
+        "Prueba",
+        json!({"gas_total_m3": 101.0, "ts": minutes_ago(0)}).to_string(),
+    )
+    .await;
     assert_eq!(p.wait_acked(1, Duration::from_secs(5)).await, 1);
     assert_eq!(app.wait_readings(4, Duration::from_secs(5)).await, 4);
     let (_, prod) = app.get("/api/dashboard/production/current/").await;

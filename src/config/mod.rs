@@ -224,12 +224,16 @@ impl Default for StorageConfig {
     }
 }
 
-/// `[site]`: what the operator sees: the site's name and its local time zone.
+/// `[site]`: what the operator sees (the site's name and its local time zone) and what the
+/// site's gas meter can register.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SiteConfig {
     pub name: String,
     pub timezone: String,
+    /// Most gas the meter can register per hour; a counter step above it is not counted until
+    /// the meter confirms a new baseline (see `store::daily::counter`).
+    pub max_gas_flow_m3_h: f64,
 }
 
 impl Default for SiteConfig {
@@ -237,6 +241,7 @@ impl Default for SiteConfig {
         Self {
             name: "Biodigestor".into(),
             timezone: "America/Bogota".into(),
+            max_gas_flow_m3_h: crate::store::daily::meter::DEFAULT_MAX_GAS_FLOW_M3_H,
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 use super::{Config, ConfigError, parse_bind};
+use crate::store::daily::MeterRules;
 
 /// A configuration that passed every check, with addresses and the time zone parsed.
 #[derive(Debug, Clone)]
@@ -23,6 +24,13 @@ impl ValidConfig {
     /// The folder holding the store, reports and generated secrets.
     pub fn data_dir(&self) -> &PathBuf {
         &self.raw.storage.data_dir
+    }
+
+    /// The rules that separate gas from meter noise in the daily aggregates.
+    pub fn meter_rules(&self) -> MeterRules {
+        MeterRules {
+            max_gas_flow_m3_h: self.raw.site.max_gas_flow_m3_h,
+        }
     }
 }
 
@@ -116,6 +124,16 @@ impl Config {
                 key: "site.name".into(),
                 value: self.site.name.clone(),
                 allowed: "a non-empty name of at most 120 characters".into(),
+            });
+        }
+        let flow = self.site.max_gas_flow_m3_h;
+        if !(flow.is_finite() && (0.01..=10_000.0).contains(&flow)) {
+            return Err(ConfigError::Invalid {
+                key: "site.max_gas_flow_m3_h".into(),
+                value: flow.to_string(),
+                allowed: "a number of m³/h from 0.01 to 10000: the most the gas meter can \
+                          register (Qmax on its plate, e.g. 6 for a G4 meter)"
+                    .into(),
             });
         }
         let s = &self.storage;
@@ -381,6 +399,19 @@ mod tests {
             e.contains("storage.cache_size_mb") && e.contains("1 to 4096"),
             "{e}"
         );
+        let e = load(BASE, &[("BIOGESTOR_SITE__MAX_GAS_FLOW_M3_H", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("site.max_gas_flow_m3_h") && e.contains("G4"),
+            "{e}"
+        );
+        let c = load(
+            "[site]\nmax_gas_flow_m3_h = 10\n[mqtt]\nallow_anonymous = true\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.meter_rules().max_gas_flow_m3_h, 10.0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::{ApiError, blocking};
 use super::guard::{Authorized, VerDashboard};
 use super::stages::stage_json;
-use crate::production::{self, Production, ProductionError};
+use crate::production::{self, Calendar, Production, ProductionError};
 use crate::sitetime::{elapsed_fraction_of_today, local_day, today};
 use crate::store::stages::Stage;
 
@@ -44,8 +44,11 @@ pub async fn production_of(st: &AppState, stage: &Stage) -> Result<Production, A
         stage,
         st.config.raw.materials.get(&stage.material_type),
         &daily,
-        today(tz),
-        elapsed_fraction_of_today(tz),
+        Calendar {
+            tz,
+            today: today(tz),
+            today_elapsed: elapsed_fraction_of_today(tz),
+        },
         closed_day,
     )?)
 }

@@ -4,11 +4,15 @@
 //! variants hold the old structs (same bytes, in [`legacy`]) so old rows stay readable forever
 //! and no migration pass has to rewrite a large store at start-up.
 //!
-//! Readings and daily rows are at version 2: their per-channel arrays are stored
-//! length-prefixed (see [`channel_array`]), so adding a sensor channel changes no stored byte
-//! and rows written with fewer or more channels still decode. Version 1 stored them as
-//! fixed-length tuples of 10, which any change of [`crate::reading::CHANNELS`] would have made
-//! unreadable.
+//! Readings are at version 2: their per-channel arrays are stored length-prefixed (see
+//! [`channel_array`]), so adding a sensor channel changes no stored byte and rows written with
+//! fewer or more channels still decode. Version 1 stored them as fixed-length tuples of 10,
+//! which any change of [`crate::reading::CHANNELS`] would have made unreadable.
+//!
+//! Daily rows are at version 3 (version 2 plus the flow coverage and the discarded samples of
+//! each meter) and meter states at version 2 (counter baselines with their time, unconfirmed
+//! chains, recent message keys). Rows of earlier versions decode with the new fields empty;
+//! `biogestor reindex` recomputes them from the readings.
 
 pub mod channel_array;
 mod legacy;
@@ -39,14 +43,33 @@ enum ReadingRowRef<'a> {
 #[derive(serde::Deserialize)]
 enum DailyRow {
     V1(legacy::DailyV1),
-    V2(Daily),
+    V2(legacy::DailyV2),
+    V3(Daily),
 }
 
+/// Serialises exactly like `DailyRow::V3` without cloning.
 #[derive(Serialize)]
 enum DailyRowRef<'a> {
     #[allow(dead_code)]
     V1(()),
-    V2(&'a Daily),
+    #[allow(dead_code)]
+    V2(()),
+    V3(&'a Daily),
+}
+
+/// Stored forms of a source's meter state.
+#[derive(serde::Deserialize)]
+enum MeterRow {
+    V1(legacy::MeterStateV1),
+    V2(MeterState),
+}
+
+/// Serialises exactly like `MeterRow::V2` without cloning.
+#[derive(Serialize)]
+enum MeterRowRef<'a> {
+    #[allow(dead_code)]
+    V1(()),
+    V2(&'a MeterState),
 }
 
 #[derive(serde::Deserialize)]
@@ -106,7 +129,7 @@ pub fn decode_reading(bytes: &[u8]) -> Result<Reading, StoreError> {
 
 /// Encodes a daily aggregate.
 pub fn encode_daily(d: &Daily) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(&DailyRowRef::V2(d)).map_err(corrupt("daily"))
+    postcard::to_allocvec(&DailyRowRef::V3(d)).map_err(corrupt("daily"))
 }
 
 /// Decodes a daily aggregate of any stored version.
@@ -114,28 +137,40 @@ pub fn decode_daily(bytes: &[u8]) -> Result<Daily, StoreError> {
     Ok(
         match postcard::from_bytes(bytes).map_err(corrupt("daily"))? {
             DailyRow::V1(old) => old.into(),
-            DailyRow::V2(d) => d,
+            DailyRow::V2(old) => old.into(),
+            DailyRow::V3(d) => d,
         },
     )
 }
 
+/// Encodes a source's meter state.
 pub fn encode_meter(m: &MeterState) -> Result<Vec<u8>, StoreError> {
-    encode("meters", m)
+    postcard::to_allocvec(&MeterRowRef::V2(m)).map_err(corrupt("meters"))
 }
 
+/// Decodes a meter state of any stored version.
 pub fn decode_meter(bytes: &[u8]) -> Result<MeterState, StoreError> {
-    decode("meters", bytes)
+    Ok(
+        match postcard::from_bytes(bytes).map_err(corrupt("meters"))? {
+            MeterRow::V1(old) => old.into(),
+            MeterRow::V2(m) => m,
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::reading::{CHANNELS, Channel};
+    use crate::store::daily::counter::{Chain, ChainKind, Mark, UNKNOWN_TIME};
 
     /// Rows exactly as the first version wrote them (checked in; never regenerate).
     const V1_READING: &[u8] = include_bytes!("fixtures/v1-reading.bin");
     const V1_DAILY: &[u8] = include_bytes!("fixtures/v1-daily.bin");
     const V1_METER: &[u8] = include_bytes!("fixtures/v1-meter.bin");
+    /// A daily row as version 2 wrote it (length-prefixed channels; checked in; never
+    /// regenerate).
+    const V2_DAILY: &[u8] = include_bytes!("fixtures/v2-daily.bin");
 
     #[test]
     fn first_version_rows_still_decode() {
@@ -157,19 +192,62 @@ mod tests {
         assert_eq!(d.extra.len(), 1);
 
         let m = decode_meter(V1_METER).expect("v1 meter");
-        assert_eq!(m.gas_total, Some(1234.8));
+        let base = m.gas_total.base.expect("gas baseline");
+        assert_eq!((base.value, base.at_us), (1234.8, UNKNOWN_TIME));
+        assert_eq!(m.gas_total.chain, None);
+        assert!(m.recent.is_empty());
     }
 
     #[test]
-    fn version_two_round_trips_and_is_what_is_written() {
+    fn second_version_daily_rows_still_decode() {
+        let d = decode_daily(V2_DAILY).expect("v2 daily");
+        assert_eq!(d.count, 3);
+        assert_eq!(d.first_us, 1_767_250_800_000_000);
+        assert_eq!(d.last_us, 1_767_250_920_000_000);
+        let t = d.channel(Channel::Temperatura).expect("temperature stats");
+        assert_eq!((t.count, t.min, t.max, t.sum), (2, 34.5, 35.5, 70.0));
+        assert_eq!(d.channel(Channel::Presion).map(|s| s.count), Some(1));
+        assert_eq!(d.channel(Channel::Humedad), None);
+        assert_eq!(d.extra.len(), 1);
+        assert_eq!(d.extra[0].0, "ph");
+        assert_eq!(d.gas.from_counter, Some(0.25));
+        assert_eq!(d.gas.from_delta, Some(0.5));
+        assert_eq!(d.gas.from_legacy, Some(0.125));
+        assert!((d.gas.from_flow.expect("flow") - 0.006).abs() < 1e-12);
+        assert!((d.biol.from_delta.expect("biol") - 0.05).abs() < 1e-12);
+        assert_eq!(d.biol.from_counter, None);
+    }
+
+    #[test]
+    fn current_versions_round_trip_and_are_what_is_written() {
         let r = decode_reading(V1_READING).expect("v1");
         let bytes = encode_reading(&r, Vec::new()).expect("encode");
-        assert_eq!(bytes[0], 1, "version tag 2 (index 1)");
+        assert_eq!(bytes[0], 1, "reading version tag 2 (index 1)");
         assert_eq!(decode_reading(&bytes).expect("v2"), r);
-        let d = decode_daily(V1_DAILY).expect("v1");
+
+        let mut d = decode_daily(V2_DAILY).expect("v2");
+        d.gas.flow_covered_us = 90 * 60_000_000;
+        d.gas.discards.glitch = 2;
+        d.gas.discards.duplicate = 3;
+        d.biol.discards.jitter = 1;
         let bytes = encode_daily(&d).expect("encode");
-        assert_eq!(bytes[0], 1);
-        assert_eq!(decode_daily(&bytes).expect("v2"), d);
+        assert_eq!(bytes[0], 2, "daily version tag 3 (index 2)");
+        assert_eq!(decode_daily(&bytes).expect("v3"), d);
+
+        let mut m = decode_meter(V1_METER).expect("v1");
+        let mark = |value, at_us| Mark { value, at_us };
+        m.gas_total.base = Some(mark(1234.8, 1_767_250_800_000_000));
+        m.gas_total.chain = Some(Chain {
+            kind: ChainKind::Jump,
+            first: mark(99_999.0, 1_767_250_860_000_000),
+            last: mark(99_999.1, 1_767_250_920_000_000),
+            len: 2,
+        });
+        m.biol_total.base = Some(mark(3.5, UNKNOWN_TIME));
+        m.recent = vec![1, u64::MAX, 42];
+        let bytes = encode_meter(&m).expect("encode");
+        assert_eq!(bytes[0], 1, "meter version tag 2 (index 1)");
+        assert_eq!(decode_meter(&bytes).expect("v2"), m);
     }
 
     /// A row written by a build with more channels (one added later) or fewer decodes here:

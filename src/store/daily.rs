@@ -2,17 +2,26 @@
 //! and report queries cost one row per day instead of one per reading.
 //!
 //! Gas produced on a day is taken, in order of preference, from the differences of the
-//! cumulative meter counter (`gas_total_m3`; a counter that goes backwards is a meter reset and
-//! counts its new value from zero), else the sum of `caudal_gas` deltas, else the sum of legacy
-//! `gas_flow` deltas, else the L/min flow integrated over time. A difference or an integrated
-//! interval belongs to the day of the later reading.
+//! cumulative meter counter (`gas_total_m3`), else the sum of `caudal_gas` deltas, else the
+//! sum of legacy `gas_flow` deltas, else the L/min flow integrated over time. A difference or
+//! an integrated interval belongs to the day of the later reading. What counts as gas, and
+//! what is set aside, is decided per source in [`meter`] and [`counter`]; [`fold`] applies
+//! readings to the rows, for the writer and for a rebuild alike.
+
+pub mod counter;
+pub mod fold;
+pub mod meter;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
 use crate::reading::{CHANNELS, Channel, Reading};
+pub use meter::{MeterRules, MeterState};
 
 /// Longest gap between two L/min readings that is integrated; a longer silence (sensor off,
-/// power cut) contributes nothing rather than an invented volume.
+/// power cut) contributes nothing rather than an invented volume, and counts as minutes
+/// without data.
 pub const MAX_FLOW_GAP_US: i64 = 15 * 60 * 1_000_000;
 
 /// min / max / sum / count of one channel over a day.
@@ -59,23 +68,110 @@ impl ChannelStats {
     }
 }
 
+/// Meter samples that were not counted, by reason, so an operator can see why a day's figure
+/// is what it is. The names are the API's (`descartes` of the production response).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discards {
+    /// The same message received again (QoS 1 redelivery): same `seq`, or same `ts`, and the
+    /// same meter values from the same topic.
+    pub duplicate: u32,
+    /// A sample older than one already used (re-sent late), or a counter value below the
+    /// baseline that later samples showed was not a new meter.
+    pub out_of_order: u32,
+    /// A counter decrease of at most [`counter::JITTER_M3`].
+    pub jitter: u32,
+    /// A counter value that no later sample confirmed (a jump above the maximum flow, a drop
+    /// to zero followed by the old values).
+    pub glitch: u32,
+    /// A new counter baseline confirmed by consistent samples (a replaced meter): the gas of
+    /// the switch is not counted, so the day is only partly known.
+    pub meter_change: u32,
+}
+
+impl Discards {
+    /// Adds another set of counts.
+    pub fn merge(&mut self, o: &Discards) {
+        self.duplicate += o.duplicate;
+        self.out_of_order += o.out_of_order;
+        self.jitter += o.jitter;
+        self.glitch += o.glitch;
+        self.meter_change += o.meter_change;
+    }
+
+    /// Samples set aside in total.
+    pub fn total(&self) -> u32 {
+        self.duplicate + self.out_of_order + self.jitter + self.glitch + self.meter_change
+    }
+}
+
 /// Volume produced in a day by each method the sensors may report, so the preferred one can
-/// be chosen when reading.
+/// be chosen when reading, with what is known about its completeness.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MeterDay {
+    /// Counter differences counted; `None` unless a difference was known.
     pub from_counter: Option<f64>,
+    /// Deltas summed.
     pub from_delta: Option<f64>,
+    /// Legacy deltas summed.
     pub from_legacy: Option<f64>,
+    /// L/min integrated; `None` unless at least one interval was integrated.
     pub from_flow: Option<f64>,
+    /// Time of the day covered by integrated L/min intervals, µs (the rest of the day has no
+    /// flow data).
+    pub flow_covered_us: i64,
+    /// Samples not counted, by reason.
+    pub discards: Discards,
+}
+
+/// Which measurement a day's production comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Differences of `gas_total_m3`.
+    Counter,
+    /// Sum of `caudal_gas`.
+    Delta,
+    /// Sum of `gas_flow`.
+    Legacy,
+    /// `caudal_gas_lmin` integrated over time.
+    Flow,
+}
+
+impl Method {
+    /// The API's name: the payload field the figure comes from.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Counter => "gas_total_m3",
+            Method::Delta => "caudal_gas",
+            Method::Legacy => "gas_flow",
+            Method::Flow => "caudal_gas_lmin",
+        }
+    }
 }
 
 impl MeterDay {
     /// Volume by the preferred method present that day (see the module docs).
     pub fn produced(&self) -> Option<f64> {
-        self.from_counter
-            .or(self.from_delta)
-            .or(self.from_legacy)
-            .or(self.from_flow)
+        self.method_and_volume().map(|(_, v)| v)
+    }
+
+    /// The preferred method present that day and its volume.
+    pub fn method_and_volume(&self) -> Option<(Method, f64)> {
+        [
+            (Method::Counter, self.from_counter),
+            (Method::Delta, self.from_delta),
+            (Method::Legacy, self.from_legacy),
+            (Method::Flow, self.from_flow),
+        ]
+        .into_iter()
+        .find_map(|(m, v)| v.map(|v| (m, v)))
+    }
+
+    /// Books a counter step.
+    fn book(&mut self, step: counter::Step) {
+        if let Some(v) = step.counted {
+            add(&mut self.from_counter, v);
+        }
+        self.discards.merge(&step.discards);
     }
 }
 
@@ -96,26 +192,10 @@ pub struct Daily {
     pub biol: MeterDay,
 }
 
-/// Last counter values and flow sample per source, carried across days, stages and restarts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MeterState {
-    pub gas_total: Option<f64>,
-    pub biol_total: Option<f64>,
-    pub flow: Option<(i64, f64)>,
-}
-
-/// Difference of a cumulative counter, treating a decrease as a reset to zero.
-fn counter_delta(prev: Option<f64>, now: f64) -> f64 {
-    match prev {
-        Some(p) if now >= p => now - p,
-        Some(_) => now,
-        None => 0.0,
-    }
-}
-
 impl Daily {
-    /// Adds one reading received at `ts_us`, updating the source's meter state.
-    pub fn apply(&mut self, ts_us: i64, r: &Reading, meter: &mut MeterState) {
+    /// Counts one reading stored at `ts_us` in the channel statistics (the meters are
+    /// [`MeterState::apply`]'s part).
+    pub fn record(&mut self, ts_us: i64, r: &Reading) {
         if self.count == 0 || ts_us < self.first_us {
             self.first_us = ts_us;
         }
@@ -136,118 +216,10 @@ impl Daily {
                 self.extra.push((name.clone(), ChannelStats::new(*v)));
             }
         }
-        if let Some(total) = r.get(Channel::GasTotal) {
-            add(
-                &mut self.gas.from_counter,
-                counter_delta(meter.gas_total, total),
-            );
-            meter.gas_total = Some(total);
-        }
-        if let Some(d) = r.get(Channel::CaudalGas) {
-            add(&mut self.gas.from_delta, d);
-        }
-        if let Some(d) = r.get(Channel::GasFlow) {
-            add(&mut self.gas.from_legacy, d);
-        }
-        if let Some(lmin) = r.get(Channel::CaudalGasLmin) {
-            let mut volume = 0.0;
-            if let Some((t0, f0)) = meter.flow {
-                let dt = ts_us - t0;
-                if dt > 0 && dt <= MAX_FLOW_GAP_US {
-                    // Trapezoid: mean flow (L/min) × minutes → litres → m³.
-                    volume = (f0 + lmin) / 2.0 * (dt as f64 / 60e6) / 1000.0;
-                }
-            }
-            add(&mut self.gas.from_flow, volume);
-            meter.flow = Some((ts_us, lmin));
-        }
-        if let Some(total) = r.get(Channel::BiolTotal) {
-            add(
-                &mut self.biol.from_counter,
-                counter_delta(meter.biol_total, total),
-            );
-            meter.biol_total = Some(total);
-        }
-        if let Some(d) = r.get(Channel::CaudalBiol) {
-            add(&mut self.biol.from_delta, d);
-        }
     }
 
     /// Statistics of a known channel that day.
     pub fn channel(&self, c: Channel) -> Option<&ChannelStats> {
         self.channels[c as usize].as_ref()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reading(fields: &[(Channel, f64)]) -> Reading {
-        let mut values = [None; CHANNELS];
-        for (c, v) in fields {
-            values[*c as usize] = Some(*v);
-        }
-        Reading {
-            values,
-            extra: vec![],
-            sensor_ts_ms: None,
-            source: "t".into(),
-        }
-    }
-
-    #[test]
-    fn counter_reset_never_negative() {
-        let mut d = Daily::default();
-        let mut m = MeterState::default();
-        // 10.0 (baseline) → 10.5 (+0.5) → 11.0 (+0.5) → reset to 0.2 (+0.2) → 0.7 (+0.5)
-        for (i, v) in [10.0, 10.5, 11.0, 0.2, 0.7].iter().enumerate() {
-            d.apply(i as i64, &reading(&[(Channel::GasTotal, *v)]), &mut m);
-        }
-        assert!((d.gas.produced().unwrap() - 1.7).abs() < 1e-9);
-        assert_eq!(m.gas_total, Some(0.7));
-    }
-
-    #[test]
-    fn counter_preferred_over_deltas_then_flow() {
-        let mut d = Daily::default();
-        let mut m = MeterState::default();
-        d.apply(
-            0,
-            &reading(&[(Channel::CaudalGas, 0.3), (Channel::CaudalGasLmin, 6.0)]),
-            &mut m,
-        );
-        assert_eq!(d.gas.produced(), Some(0.3));
-        d.apply(60_000_000, &reading(&[(Channel::GasTotal, 5.0)]), &mut m);
-        assert_eq!(d.gas.produced(), Some(0.0));
-        let mut flow_only = Daily::default();
-        let mut m = MeterState::default();
-        // 6 L/min then 6 L/min one minute later → 6 L = 0.006 m³
-        flow_only.apply(0, &reading(&[(Channel::CaudalGasLmin, 6.0)]), &mut m);
-        flow_only.apply(
-            60_000_000,
-            &reading(&[(Channel::CaudalGasLmin, 6.0)]),
-            &mut m,
-        );
-        assert!((flow_only.gas.produced().unwrap() - 0.006).abs() < 1e-12);
-        // a gap over 15 minutes is not integrated
-        flow_only.apply(
-            60_000_000 + MAX_FLOW_GAP_US + 1,
-            &reading(&[(Channel::CaudalGasLmin, 6.0)]),
-            &mut m,
-        );
-        assert!((flow_only.gas.produced().unwrap() - 0.006).abs() < 1e-12);
-    }
-
-    #[test]
-    fn channel_statistics() {
-        let mut d = Daily::default();
-        let mut m = MeterState::default();
-        for (i, t) in [34.0, 36.0, 35.0].iter().enumerate() {
-            d.apply(i as i64, &reading(&[(Channel::Temperatura, *t)]), &mut m);
-        }
-        let s = d.channel(Channel::Temperatura).unwrap();
-        assert_eq!((s.count, s.min, s.max, s.mean()), (3, 34.0, 36.0, 35.0));
-        assert_eq!(d.count, 3);
     }
 }

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod daily;
 mod queries;
+pub mod reindex;
 pub mod reports;
 pub mod sensors;
 pub mod stages;
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use chrono_tz::Tz;
 use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use queries::{Bucket, BucketStats, ReadingsPage, StoredReading};
 use tables::{META, meta_key};
@@ -25,6 +26,11 @@ use tables::{META, meta_key};
 /// Version of the table layout this build writes. A file with a higher number was written by a
 /// newer release and is refused rather than misread.
 pub const SCHEMA_VERSION: u64 = 1;
+
+/// Version of the meter rules this build computes daily aggregates with (see
+/// [`daily::counter`] and [`daily::meter`]). Rows computed by earlier rules stay as they were
+/// until `biogestor reindex` rebuilds them from the readings.
+pub const AGGREGATES_VERSION: u64 = 2;
 
 /// File name of the database inside `data_dir`.
 pub const DB_FILE: &str = "biogestor.redb";
@@ -184,8 +190,25 @@ impl Store {
             }
         }
         tables::create_all(&txn)?;
+        {
+            // A store without readings has no aggregates to be outdated.
+            let empty = txn.open_table(tables::READINGS)?.is_empty()?;
+            let mut meta = txn.open_table(META)?;
+            if empty && meta.get(meta_key::AGGREGATES)?.is_none() {
+                meta.insert(meta_key::AGGREGATES, AGGREGATES_VERSION)?;
+            }
+        }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Whether the daily aggregates were computed by earlier meter rules (a store written by
+    /// an earlier release) and need `biogestor reindex`.
+    pub fn aggregates_outdated(&self) -> Result<bool, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let found = meta.get(meta_key::AGGREGATES)?.map(|v| v.value());
+        Ok(found.unwrap_or(1) < AGGREGATES_VERSION)
     }
 
     fn load_counters(&self) -> Result<(), StoreError> {

@@ -44,6 +44,9 @@ pub mod meta_key {
     pub const DROPPED: &str = "dropped_total";
     pub const READINGS_TOTAL: &str = "readings_total";
     pub const LAST_READING_US: &str = "last_reading_us";
+    /// Version of the meter rules the daily aggregates were computed with (missing: the
+    /// first rules, before `biogestor reindex` existed).
+    pub const AGGREGATES: &str = "aggregates_version";
 }
 
 /// Creates every table so read transactions never meet a missing one.

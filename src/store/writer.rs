@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::codec::{decode_daily, decode_meter, encode_daily, encode_meter, encode_reading};
-use super::daily::{Daily, MeterState};
+use super::daily::fold::Fold;
+use super::daily::{Daily, MeterRules, MeterState};
 use super::tables::{DAILY, META, METERS, READINGS, meta_key};
 use super::{Store, StoreError};
 use crate::metrics;
 use crate::reading::Reading;
-use crate::sitetime::{day_bounds, local_day};
 use crate::watchdog::Heartbeat;
 
 /// Longest the writer waits without beating its heartbeat.
@@ -79,11 +79,13 @@ impl WriterHandle {
     }
 }
 
-/// Batching parameters (from `[storage]`).
+/// Batching parameters (from `[storage]`) and the meter rules of the daily aggregates (from
+/// `[site]`).
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
     pub commit_interval: Duration,
     pub max_batch: usize,
+    pub meter: MeterRules,
 }
 
 /// Starts the writer thread. It runs until every [`WriterHandle`] is dropped, then commits
@@ -322,14 +324,15 @@ impl Writer {
         meters: &mut HashMap<String, MeterState>,
         last_key: &mut HashMap<u64, i64>,
     ) -> Result<Option<i64>, StoreError> {
-        let mut day_of = DayCache::new(self.store.tz);
-        let mut days: HashMap<(u64, i32), Daily> = HashMap::new();
-        let mut touched: Vec<String> = Vec::new();
+        let mut fold = Fold::new(self.store.tz, self.cfg.meter, meters);
         let mut newest = None;
         let mut buf = Vec::with_capacity(256);
         {
             let mut readings = txn.open_table(READINGS)?;
             let daily = txn.open_table(DAILY)?;
+            let mut load = |key| -> Result<Option<Daily>, StoreError> {
+                daily.get(key)?.map(|v| decode_daily(v.value())).transpose()
+            };
             for item in &self.batch {
                 let stage = item.stage;
                 let last = match last_key.get(&stage) {
@@ -353,29 +356,10 @@ impl Writer {
                 readings.insert((stage, ts), buf.as_slice())?;
                 last_key.insert(stage, last.max(ts));
                 newest = newest.max(Some(ts));
-
-                let key = (stage, day_of.day(ts));
-                let day = match days.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(match daily.get(key)? {
-                            Some(v) => decode_daily(v.value())?,
-                            None => Daily::default(),
-                        })
-                    }
-                };
-                let source = &item.reading.source;
-                if !meters.contains_key(source) {
-                    meters.insert(source.clone(), MeterState::default());
-                }
-                if let Some(meter) = meters.get_mut(source) {
-                    day.apply(ts, &item.reading, meter);
-                }
-                if !touched.contains(source) {
-                    touched.push(source.clone());
-                }
+                fold.apply(stage, ts, &item.reading, &mut load)?;
             }
         }
+        let (days, touched) = fold.finish();
         let mut daily = txn.open_table(DAILY)?;
         for (key, day) in &days {
             daily.insert(*key, encode_daily(day)?.as_slice())?;
@@ -387,30 +371,6 @@ impl Writer {
             }
         }
         Ok(newest)
-    }
-}
-
-/// Site-local day of a timestamp, remembering the bounds of the last day seen: a batch's
-/// readings almost always fall on the same day, so the time-zone lookup runs once per batch.
-struct DayCache {
-    tz: chrono_tz::Tz,
-    current: Option<(i64, i64, i32)>,
-}
-
-impl DayCache {
-    fn new(tz: chrono_tz::Tz) -> Self {
-        Self { tz, current: None }
-    }
-
-    fn day(&mut self, ts_us: i64) -> i32 {
-        if let Some((start, end, day)) = self.current
-            && (start..end).contains(&ts_us)
-        {
-            return day;
-        }
-        let day = local_day(self.tz, ts_us);
-        self.current = day_bounds(self.tz, day).map(|(s, e)| (s, e, day));
-        day
     }
 }
 
@@ -427,6 +387,7 @@ mod tests {
             WriterConfig {
                 commit_interval: Duration::from_secs(60),
                 max_batch: 100,
+                meter: MeterRules::default(),
             },
         )
         .expect("writer");

@@ -103,6 +103,23 @@ export function render(main, { params }) {
       ? diff >= 0 ? 'por encima de lo esperado' : 'por debajo de lo esperado'
       : 'sin datos suficientes';
     const missingCount = s.days_missing ?? (ac.missing || []).filter(Boolean).length;
+    const partial = (i) => !!(ac.parcial && ac.parcial[i]);
+    const partialCount = s.dias_parciales ?? 0;
+    // meter samples set aside that day, by reason (see the README's Sensors section)
+    const REASONS = { duplicate: 'repetidas', out_of_order: 'fuera de orden', jitter: 'oscilación', glitch: 'falla', meter_change: 'cambio de medidor' };
+    const discards = (i) => at(ac.descartes, i) || {};
+    const discardTotal = (i) => Object.keys(REASONS).reduce((sum, k) => sum + (Number(discards(i)[k]) || 0), 0);
+    const discardTitle = (i) => Object.entries(REASONS)
+      .filter(([k]) => Number(discards(i)[k]) > 0)
+      .map(([k, name]) => `${discards(i)[k]} ${name}`)
+      .join(', ');
+    const realCell = (i) => {
+      if (missing(i)) return html`<span class="tag warn">sin datos</span>`;
+      if (!partial(i)) return vol(acDay[i]);
+      const minutes = Number(at(ac.minutos_sin_datos, i)) || 0;
+      const why = minutes > 0 ? `${num(minutes, 0)} min sin datos` : 'cambio de medidor';
+      return html`${vol(acDay[i])} <span class="tag warn" title="${why}">parcial</span>`;
+    };
 
     out.innerHTML = html`
       <p class="lead">Llenado <strong>N.º ${st.number}</strong> del ${day(st.date)} · ${materialName(st.material_type)},
@@ -115,6 +132,7 @@ export function render(main, { params }) {
         <div><dt>Rendimiento</dt><dd>${sig(s.yield_m3_per_kg_fresh)} m³/kg fresco<br>${sig(s.yield_m3_per_kg_vs)} m³/kg SV</dd></div>
         <div><dt>Días transcurridos</dt><dd>${num(s.days_elapsed, 0)}</dd></div>
         <div class="${missingCount > 0 ? 'warnbox' : ''}"><dt>Días sin datos</dt><dd>${num(missingCount, 0)}</dd></div>
+        <div class="${partialCount > 0 ? 'warnbox' : ''}"><dt>Días parciales</dt><dd>${num(partialCount, 0)}</dd></div>
       </dl>
       ${st.active ? html`<p class="hint">El día de hoy aún no termina: su producción real sigue sumando, así que la diferencia con lo esperado
         a la fecha (que cuenta el día completo) se reduce a lo largo del día.</p>` : ''}
@@ -127,12 +145,17 @@ export function render(main, { params }) {
         <div class="table-wrap"><table>
           <caption class="sr-only">Producción por día</caption>
           <thead><tr><th scope="col">Día</th><th scope="col">Fecha</th><th scope="col" class="n">Esperada (m³)</th><th scope="col" class="n">Real (m³)</th>
-            <th scope="col" class="n">Acum. esperada</th><th scope="col" class="n">Acum. real</th><th scope="col" class="n">Lecturas</th></tr></thead>
+            <th scope="col" class="n">Acum. esperada</th><th scope="col" class="n">Acum. real</th><th scope="col" class="n">Lecturas</th>
+            <th scope="col" class="n">Descartadas</th></tr></thead>
           <tbody>${xs.map((d, i) => (i < ac.days.length ? html`<tr class="${missing(i) ? 'missing' : ''}">
             <th scope="row">${d}</th><td>${dayShort(dateOf(i))}</td><td class="n">${vol(exDay[i])}</td>
-            <td class="n">${missing(i) ? html`<span class="tag warn">sin datos</span>` : vol(acDay[i])}</td>
-            <td class="n">${vol(exCum[i])}</td><td class="n">${missing(i) ? '—' : vol(acCum[i])}</td><td class="n">${ac.readings ? num(at(ac.readings, i), 0) : '—'}</td></tr>` : ''))}</tbody>
+            <td class="n">${realCell(i)}</td>
+            <td class="n">${vol(exCum[i])}</td><td class="n">${missing(i) ? '—' : vol(acCum[i])}</td><td class="n">${ac.readings ? num(at(ac.readings, i), 0) : '—'}</td>
+            <td class="n" title="${discardTitle(i)}">${ac.descartes ? num(discardTotal(i), 0) : '—'}</td></tr>` : ''))}</tbody>
         </table></div>
+        <p class="hint"><strong>Parcial</strong>: parte del día no tiene datos de gas (caudal con cortes, o un cambio de medidor
+          cuyo salto no se cuenta); la cifra es un mínimo. <strong>Descartadas</strong>: lecturas del medidor que no se contaron
+          (repetidas, fuera de orden, oscilación, fallas); pase el puntero para ver el motivo.</p>
         ${ex.days.length > ac.days.length ? html`<p class="hint">La curva esperada continúa ${ex.days.length - ac.days.length} días más (hasta el día ${ex.days.length}).</p>` : ''}
       </details>
       ${ex.params ? paramsBlock(ex.params) : ''}`;

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 
 use crate::reading::{CHANNELS, Reading};
-use crate::store::daily::{ChannelStats, Daily, MeterDay};
+use crate::store::daily::counter::{Counter, Mark, UNKNOWN_TIME};
+use crate::store::daily::meter::FlowSample;
+use crate::store::daily::{ChannelStats, Daily, MeterDay, MeterState};
 
 /// Channels the first version stored, as a fixed-length tuple.
 const V1_CHANNELS: usize = 10;
@@ -37,6 +39,7 @@ impl From<ReadingV1> for Reading {
     }
 }
 
+/// Channel statistics as versions 1 and 2 stored them.
 #[derive(Deserialize, Clone)]
 pub(super) struct ChannelStatsV1 {
     count: u64,
@@ -56,6 +59,7 @@ impl From<&ChannelStatsV1> for ChannelStats {
     }
 }
 
+/// A meter's day as versions 1 and 2 stored it.
 #[derive(Deserialize)]
 pub(super) struct MeterDayV1 {
     from_counter: Option<f64>,
@@ -71,6 +75,8 @@ impl From<MeterDayV1> for MeterDay {
             from_delta: o.from_delta,
             from_legacy: o.from_legacy,
             from_flow: o.from_flow,
+            flow_covered_us: 0,
+            discards: Default::default(),
         }
     }
 }
@@ -97,6 +103,64 @@ impl From<DailyV1> for Daily {
             extra: o.extra.iter().map(|(n, s)| (n.clone(), s.into())).collect(),
             gas: o.gas.into(),
             biol: o.biol.into(),
+        }
+    }
+}
+
+/// A daily aggregate as version 2 stored it: version 1 with length-prefixed channels.
+#[derive(Deserialize)]
+pub(super) struct DailyV2 {
+    count: u64,
+    first_us: i64,
+    last_us: i64,
+    #[serde(with = "crate::store::codec::channel_array")]
+    channels: [Option<ChannelStatsV1>; CHANNELS],
+    extra: Vec<(String, ChannelStatsV1)>,
+    gas: MeterDayV1,
+    biol: MeterDayV1,
+}
+
+impl From<DailyV2> for Daily {
+    fn from(o: DailyV2) -> Daily {
+        Daily {
+            count: o.count,
+            first_us: o.first_us,
+            last_us: o.last_us,
+            channels: o.channels.map(|c| c.as_ref().map(ChannelStats::from)),
+            extra: o.extra.iter().map(|(n, s)| (n.clone(), s.into())).collect(),
+            gas: o.gas.into(),
+            biol: o.biol.into(),
+        }
+    }
+}
+
+/// A meter state as version 1 stored it: last counter values without their time, and the
+/// last flow sample at its receive time.
+#[derive(Deserialize)]
+pub(super) struct MeterStateV1 {
+    gas_total: Option<f64>,
+    biol_total: Option<f64>,
+    flow: Option<(i64, f64)>,
+}
+
+/// A baseline whose time was not stored.
+fn untimed(value: Option<f64>) -> Counter {
+    Counter {
+        base: value.map(|value| Mark {
+            value,
+            at_us: UNKNOWN_TIME,
+        }),
+        chain: None,
+    }
+}
+
+impl From<MeterStateV1> for MeterState {
+    fn from(o: MeterStateV1) -> MeterState {
+        MeterState {
+            gas_total: untimed(o.gas_total),
+            biol_total: untimed(o.biol_total),
+            flow: o.flow.map(|(at_us, lmin)| FlowSample { at_us, lmin }),
+            recent: Vec::new(),
         }
     }
 }
