@@ -1,7 +1,8 @@
 //! Versioned postcard encoding of stored values. postcard is not self-describing, so every
-//! stored struct is wrapped in an enum whose first byte is the version. Today every table is
-//! at version 1 through the generic [`Row`]; a type that changes gets its own enum whose `V1`
-//! holds the old struct (same bytes) and a new `V2`, so old rows stay readable.
+//! stored struct is wrapped in an enum whose first byte is the version. Most tables are at
+//! version 1 through the generic [`Row`]; a type that changes gets its own enum whose `V1`
+//! holds the old struct (same bytes) and a new `V2`, so old rows stay readable (accounts:
+//! `users::StoredUser`).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
