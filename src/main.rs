@@ -196,6 +196,11 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
                     if let Some(prev) = r.previous {
                         println!("the previous store was kept as {}", prev.display());
                     }
+                    println!(
+                        "sessions from before the restore no longer work: everyone logs in \
+                         again (new accounts get ids from {})",
+                        r.next_user_id
+                    );
                     if let Some(w) = r.ownership_warning {
                         eprintln!("biogestor restore: warning: {w}");
                     }
