@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::accounts::{USER_PASS, call, post, register, tokens, user_with};
 use common::{ADMIN_PASS, ADMIN_USER, Appliance, Options, run_bin};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 async fn me(app: &Appliance, token: &str) -> (u16, Value) {
@@ -224,4 +225,37 @@ async fn password_changes_resets_and_disabling_end_sessions_at_once() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(me(&app, &access).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_closes_when_its_session_ends() {
+    let app = Appliance::start(Options::default());
+    user_with(&app, "pantalla", &["VerDashboard"]).await;
+    let (access, refresh_token) = tokens(&app, "pantalla", USER_PASS).await;
+    let url = format!("ws://127.0.0.1:{}/ws/mqtt/?token={access}", app.http_port);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect");
+    let (status, body) = post(
+        &app,
+        "/api/cerrar-sesion/",
+        json!({ "refresh": refresh_token }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(25), async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    eprintln!(
+        "live feed after its session logged out: closed after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(closed.is_ok(), "the feed stayed open after the logout");
 }

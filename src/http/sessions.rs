@@ -38,6 +38,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 const BAD_CREDENTIALS: &str = "Usuario o contraseña incorrectos.";
 
+/// A login address already recorded this recently is not written again.
+const MARK_EVERY_US: i64 = 3600 * 1_000_000;
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
@@ -139,10 +142,13 @@ async fn login(
         ));
     }
     let (store, id, at) = (st.store.clone(), user.id, crate::sitetime::now_us());
-    let marked = address.clone();
-    if let Err(e) = blocking(move || store.record_login(id, &marked, at)).await {
-        // The session is still fine; only the protection of this address waits a login.
-        tracing::warn!(error = %e, user = id, "could not record the login address");
+    // One write per address and hour at most: SD cards wear with every commit.
+    if !user.logged_in_from(&address, at - MARK_EVERY_US) {
+        let marked = address.clone();
+        if let Err(e) = blocking(move || store.record_login(id, &marked, at)).await {
+            // The session is still fine; only the protection of this address waits a login.
+            tracing::warn!(error = %e, user = id, "could not record the login address");
+        }
     }
     Ok(Json(new_session(&st, &user)?))
 }
