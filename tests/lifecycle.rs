@@ -123,27 +123,27 @@ async fn the_last_approver_cannot_be_disabled_deleted_or_lose_the_permission() {
     }
     // A second approver acting on the first: allowed while another approver remains, refused
     // for the last one.
-    let (helper, helper_token, _) =
+    let (second, second_token, _) =
         user_with(&app, "ayudante", &["AprobarUsuarios", "VerDashboard"]).await;
-    let as_helper = |path: String| {
-        let (app, token) = (&app, helper_token.clone());
+    let as_second = |path: String| {
+        let (app, token) = (&app, second_token.clone());
         async move { call(app, "POST", &path, Some(&token), None).await }
     };
-    let (status, body) = as_helper(format!("/api/usuario/{admin}/deshabilitar/")).await;
+    let (status, body) = as_second(format!("/api/usuario/{admin}/deshabilitar/")).await;
     assert_eq!(status, 200, "another approver remains: {body}");
-    // Now the helper is the only active approver: the (disabled) administrator's token is dead,
-    // and a third account cannot be made to replace... the helper cannot be removed.
+    // `ayudante` is now the only active approver and the disabled administrator's session has
+    // ended. With a third approver, one of the two may go.
     let (status, _) = call(&app, "GET", "/api/usuarios/", Some(&app.token), None).await;
     assert_eq!(status, 401, "the disabled administrator's session ended");
     let (third, third_token, _) = {
         let id = register(&app, "tercera").await;
-        let (status, body) = as_helper(format!("/api/usuario/{id}/aprobar/")).await;
+        let (status, body) = as_second(format!("/api/usuario/{id}/aprobar/")).await;
         assert_eq!(status, 200, "{body}");
         let (status, body) = call(
             &app,
             "POST",
             &format!("/api/usuarios/{id}/cambiar-permisos/"),
-            Some(&helper_token),
+            Some(&second_token),
             Some(json!({"permisos": ["AprobarUsuarios"]})),
         )
         .await;
@@ -154,7 +154,7 @@ async fn the_last_approver_cannot_be_disabled_deleted_or_lose_the_permission() {
     let (status, body) = call(
         &app,
         "POST",
-        &format!("/api/usuario/{helper}/eliminar/"),
+        &format!("/api/usuario/{second}/eliminar/"),
         Some(&third_token),
         None,
     )

@@ -45,7 +45,7 @@ pub struct Options {
     /// Where the store lives (default: `data` in the appliance's temporary folder).
     pub data_dir: Option<PathBuf>,
     /// Run with the shipped registration limits. Off by default: most tests register many
-    /// accounts from one address within seconds, so the helper lifts the limits through
+    /// accounts from one address within seconds, so `Appliance::start` lifts the limits through
     /// `BIOGESTOR_AUTH__*` variables unless a test is about them.
     pub production_limits: bool,
     /// Start the binary (and `user add`) with this file-creation mask instead of the test
