@@ -6,10 +6,14 @@
 //! file, committed in chunks so memory stays bounded on a Raspberry Pi. The copy is also
 //! compact: no free pages, no history.
 //!
-//! A restore never trusts a file: it is copied next to the store, opened with redb's integrity
-//! check, its schema version and tables are checked, a sample of rows of every table is
-//! decoded, and only then does it replace `biogestor.redb` (the previous file is kept aside as
-//! `biogestor.redb.before-restore-<time>`). A refused snapshot changes nothing.
+//! A restore never trusts a file: its header and size are looked at first (a file that is not
+//! redb, or bigger than the free space, is refused before anything is copied), then it is
+//! copied next to the store, opened with redb's integrity check, its schema version and tables
+//! are checked, a sample of rows of every table is decoded, and only then does it replace
+//! `biogestor.redb` (the previous file is kept aside as `biogestor.redb.before-restore-<time>`).
+//! A refused snapshot changes nothing. The restored store is a new instance: tokens issued
+//! before the restore stop working, and account ids continue above any ever handed out.
+//! Snapshot and staging files are owner-only: they hold password hashes.
 
 mod download;
 mod restore;
@@ -78,6 +82,21 @@ pub enum BackupError {
         found: u64,
         /// The newest schema version this release reads.
         supported: u64,
+    },
+    /// Not enough free space beside the store for the copy a restore makes.
+    #[error(
+        "{file} needs {needed} bytes free in {dir} to be restored, but only {free} are free: \
+         free some space and try again. Nothing was changed"
+    )]
+    NoSpace {
+        /// The snapshot.
+        file: PathBuf,
+        /// The data folder.
+        dir: PathBuf,
+        /// Bytes needed (the file and a margin).
+        needed: u64,
+        /// Bytes free.
+        free: u64,
     },
     /// The store has a table this build does not know how to copy.
     #[error("the store has a table {0:?} that this release does not back up")]
@@ -239,6 +258,8 @@ pub fn snapshot(store: &Store, dest: &Path) -> Result<SnapshotInfo, BackupError>
             source: std::io::ErrorKind::AlreadyExists.into(),
         });
     }
+    // Created owner-only and empty, so redb initialises it without widening its mode.
+    crate::fsmode::create_new(dest).map_err(io("cannot create", dest))?;
     let dst = Database::builder()
         .set_cache_size(SNAPSHOT_CACHE)
         .create(dest)?;
@@ -295,7 +316,7 @@ pub fn snapshot_for_download(
     store: &Store,
     backup_dir: &Path,
 ) -> Result<PendingSnapshot, BackupError> {
-    std::fs::create_dir_all(backup_dir).map_err(io("cannot create", backup_dir))?;
+    crate::fsmode::create_dir_all(backup_dir).map_err(io("cannot create", backup_dir))?;
     if let Ok(entries) = std::fs::read_dir(backup_dir) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) {
@@ -357,7 +378,7 @@ pub fn download_name(site: &str, tz: Tz) -> String {
 /// Copies `from` to `to` and flushes it to disk.
 fn copy_synced(from: &Path, to: &Path) -> Result<u64, BackupError> {
     let mut src = File::open(from).map_err(io("cannot read", from))?;
-    let mut dst = File::create_new(to).map_err(io("cannot create", to))?;
+    let mut dst = crate::fsmode::create_new(to).map_err(io("cannot create", to))?;
     let n = std::io::copy(&mut src, &mut dst).map_err(io("cannot write", to))?;
     dst.sync_all().map_err(io("cannot flush", to))?;
     Ok(n)
@@ -377,7 +398,7 @@ impl Staging {
     fn new(parent: &Path, what: &str) -> Result<Staging, BackupError> {
         let dir = parent.join(format!(".biogestor-{what}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
+        crate::fsmode::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
         Ok(Staging(dir))
     }
 

@@ -94,7 +94,7 @@ pub enum SensorCommand {
     },
 }
 
-/// Account operations.
+/// Account operations (the service must be stopped: the store admits one process).
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create an approved account (with every permission when --admin is given).
@@ -116,4 +116,72 @@ pub enum UserCommand {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// List every account: id, name, e-mail, state and permissions.
+    List {
+        /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Give an account a new password (generated and printed once unless --password is
+    /// given); every session of the account ends.
+    Passwd {
+        /// The account's user name.
+        username: String,
+        /// The new password. The BIOGESTOR_PASSWORD variable keeps it out of the process list.
+        #[arg(long, env = "BIOGESTOR_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Disable an account: it cannot log in and its sessions end.
+    Disable {
+        /// The account's user name.
+        username: String,
+        /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// The account's user name.
+        username: String,
+        /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Delete an account (its id is never handed out again).
+    Delete {
+        /// The account's user name.
+        username: String,
+        /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+impl UserCommand {
+    /// The configuration file the command names.
+    pub fn config(&self) -> &PathBuf {
+        match self {
+            UserCommand::Add { config, .. }
+            | UserCommand::List { config }
+            | UserCommand::Passwd { config, .. }
+            | UserCommand::Disable { config, .. }
+            | UserCommand::Enable { config, .. }
+            | UserCommand::Delete { config, .. } => config,
+        }
+    }
+
+    /// The verb, for error messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            UserCommand::Add { .. } => "add",
+            UserCommand::List { .. } => "list",
+            UserCommand::Passwd { .. } => "passwd",
+            UserCommand::Disable { .. } => "disable",
+            UserCommand::Enable { .. } => "enable",
+            UserCommand::Delete { .. } => "delete",
+        }
+    }
 }

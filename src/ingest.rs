@@ -13,6 +13,7 @@ use rumqttd::Notification;
 use rumqttd::local::{LinkError, LinkRx};
 
 use crate::live::LiveHub;
+use crate::logsafe::Clean;
 use crate::metrics;
 use crate::payload::{self, Limits};
 use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us};
@@ -85,7 +86,12 @@ impl RateLimitedLog {
             .last
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
         {
-            tracing::warn!(topic, reason = %why, suppressed = self.suppressed, "payload rejected");
+            tracing::warn!(
+                topic,
+                reason = %Clean(&why.to_string()),
+                suppressed = self.suppressed,
+                "payload rejected"
+            );
             self.last = Some(now);
             self.suppressed = 0;
         } else {

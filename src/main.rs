@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use biogestor::cli::{Cli, Command, SensorCommand, UserCommand};
+use biogestor::cli::{Cli, Command, SensorCommand};
 use biogestor::config::{Config, ValidConfig};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -137,35 +137,16 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
                 }
             }
         }
-        Command::User {
-            action:
-                UserCommand::Add {
-                    username,
-                    password,
-                    email,
-                    admin,
-                    first_name,
-                    last_name,
-                    config,
-                },
-        } => {
-            let c = load(&config)?;
-            let req = biogestor::useradmin::AddUser {
-                username: username.clone(),
-                password,
-                email,
-                first_name: first_name.unwrap_or_default(),
-                last_name: last_name.unwrap_or_default(),
-                admin,
-            };
-            match biogestor::useradmin::add(&c, req) {
-                Ok(id) => {
-                    let role = if admin { "administrator" } else { "user" };
-                    println!("created {role} {username:?} (id {id})");
+        Command::User { action } => {
+            let c = load(action.config())?;
+            let verb = action.verb();
+            match biogestor::useradmin::execute(&c, action) {
+                Ok(out) => {
+                    println!("{out}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("biogestor user add: {e}");
+                    eprintln!("biogestor user {verb}: {e}");
                     Err(ExitCode::FAILURE)
                 }
             }
@@ -234,6 +215,11 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
                     if let Some(prev) = r.previous {
                         println!("the previous store was kept as {}", prev.display());
                     }
+                    println!(
+                        "sessions from before the restore no longer work: everyone logs in \
+                         again (new accounts get ids from {})",
+                        r.next_user_id
+                    );
                     if let Some(w) = r.ownership_warning {
                         eprintln!("biogestor restore: warning: {w}");
                     }

@@ -44,7 +44,7 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Forgets revoked refresh tokens once they have expired anyway, hourly, until `stop` (so its
+/// Forgets revoked tokens and sessions once they have expired anyway, hourly, until `stop` (so its
 /// store handle is released before the store is closed).
 fn spawn_revocation_pruner(store: Store, stop: CancellationToken) {
     tokio::spawn(async move {
@@ -84,14 +84,7 @@ pub async fn run(
              rules; stop the service and run `biogestor reindex` to recompute them"
         );
     }
-    let a = &raw.auth;
-    let auth = Auth::start(
-        &store,
-        &raw.storage.data_dir,
-        &a.jwt_secret,
-        a.access_minutes,
-        a.refresh_days,
-    )?;
+    let auth = Auth::start(&store, &raw.storage.data_dir, &raw.auth)?;
     let shutdown = CancellationToken::new();
     spawn_revocation_pruner(store.clone(), shutdown.clone());
     let (writer, writer_thread) = writer::spawn(

@@ -223,12 +223,20 @@ export async function login(username, password) {
   return r.user;
 }
 
+/** Takes over a new token pair for the same user (after changing one's own password, which ends every other session). */
+export function adoptTokens(access, refresh) {
+  if (!session) return;
+  session = { ...session, access, refresh };
+  save();
+  schedule();
+}
+
 export async function logout() {
   const s = session;
   endSession('logout');
   if (s) {
     try {
-      await raw('POST', '/api/cerrar-sesion/', { refresh: s.refresh });
+      await raw('POST', '/api/cerrar-sesion/', { refresh: s.refresh }, s.access);
     } catch {
       // The tokens are forgotten here anyway; the server lets them expire.
     }

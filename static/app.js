@@ -16,6 +16,8 @@ const ROUTES = [
   { path: 'reportes', title: 'Reportes', allow: () => can('VerReportes') || can('GenerarReportes'), load: page('reportes') },
   { path: 'usuarios', title: 'Usuarios', allow: () => can('AprobarUsuarios'), load: page('usuarios') },
   { path: 'estado', title: 'Estado', allow: () => true, load: page('estado') },
+  // reached from the user's name in the header (and the menu on phones), not the navigation
+  { path: 'cuenta', title: 'Mi cuenta', allow: () => true, load: page('cuenta'), hidden: true },
 ];
 
 /** Pages for visitors without a session. */
@@ -35,7 +37,7 @@ let firstRender = true;
 let loginNotice = '';
 
 function landing() {
-  const r = ROUTES.find((x) => x.allow());
+  const r = ROUTES.find((x) => x.allow() && !x.hidden);
   return r ? r.path : 'estado';
 }
 
@@ -62,9 +64,10 @@ function renderNav(current) {
     return;
   }
   document.getElementById('who-name').textContent = user.username;
-  nav.innerHTML = html`<ul>${ROUTES.filter((r) => r.allow()).map(
+  nav.innerHTML = html`<ul>${ROUTES.filter((r) => r.allow() && !r.hidden).map(
     (r) => html`<li><a href="#/${r.path}" ${r.path === current ? html`aria-current="page"` : ''}>${r.title}</a></li>`,
-  )}<li class="nav-logout"><button type="button" data-logout>Cerrar sesión (${user.username})</button></li></ul>`;
+  )}<li class="nav-logout"><button type="button" data-account>Mi cuenta</button></li>
+    <li class="nav-logout"><button type="button" data-logout>Cerrar sesión (${user.username})</button></li></ul>`;
 }
 
 function setMenu(open) {
@@ -147,6 +150,7 @@ onSession((reason) => {
 menuBtn.addEventListener('click', () => setMenu(!nav.classList.contains('open')));
 nav.addEventListener('click', async (e) => {
   if (e.target.closest('a')) setMenu(false);
+  if (e.target.closest('[data-account]')) go('cuenta');
   if (e.target.closest('[data-logout]')) {
     await logout();
     toast('Sesión cerrada.');

@@ -1,11 +1,11 @@
 //! Accounts and sessions against the real binary: registration, approval, login, token
 //! rotation and revocation, the first-run setup code, the `user add` command, permission
-//! rules, failed-login limits, password rules, malformed requests, and what survives a
-//! restart. Access control per route is in `auth_matrix.rs`.
+//! rules, password rules, malformed requests, and what survives a restart. Access control per
+//! route is in `auth_matrix.rs`, failed-login throttling in `login_throttle.rs`, the account
+//! life cycle in `lifecycle.rs`, ending sessions in `sessions.rs`.
 
 mod common;
 
-use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -528,130 +528,6 @@ async fn unknown_permission_names_are_refused_not_ignored() {
     assert_detail(&body, "permissions of a missing user");
 }
 
-/// A login from a chosen loopback address: (status, Retry-After, body).
-async fn login_from(
-    app: &Appliance,
-    from: [u8; 4],
-    user: &str,
-    pass: &str,
-) -> (u16, Option<String>, Value) {
-    let client = reqwest::Client::builder()
-        .local_address(IpAddr::from(from))
-        .build()
-        .expect("client");
-    let resp = client
-        .post(app.url("/api/iniciar-sesion/"))
-        .json(&json!({"username": user, "password": pass}))
-        .send()
-        .await
-        .expect("login request");
-    let status = resp.status().as_u16();
-    let retry = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    (status, retry, resp.json().await.unwrap_or(Value::Null))
-}
-
-/// Asserts a 429 with a usable `Retry-After` (1 s to the 5-minute window).
-fn assert_limited(got: (u16, Option<String>, Value), context: &str) {
-    let (status, retry, body) = got;
-    assert_eq!(status, 429, "{context}: {body}");
-    assert_detail(&body, context);
-    let secs: u64 = retry
-        .as_deref()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or_else(|| panic!("{context}: Retry-After in seconds, got {retry:?}"));
-    assert!((1..=300).contains(&secs), "{context}: Retry-After {secs}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_failures_lock_a_user_name_from_every_address() {
-    let app = Appliance::start(Options::default());
-    user_with(&app, "vecina", &["VerDashboard"]).await;
-    const LOCAL: [u8; 4] = [127, 0, 0, 1];
-    for (i, name) in ["admin", "Admin", "ADMIN", " admin "]
-        .iter()
-        .cycle()
-        .take(10)
-        .enumerate()
-    {
-        let (status, _, body) = login_from(&app, LOCAL, name, "Clave-Equivocada-1").await;
-        assert_eq!(status, 401, "failure {i} ({name:?}): {body}");
-    }
-    assert_limited(
-        login_from(&app, LOCAL, ADMIN_USER, ADMIN_PASS).await,
-        "11th attempt, right password",
-    );
-    assert_limited(
-        login_from(&app, [127, 0, 0, 2], ADMIN_USER, ADMIN_PASS).await,
-        "the same user name from another address",
-    );
-    let (status, _, body) = login_from(&app, [127, 0, 0, 2], "vecina", USER_PASS).await;
-    assert_eq!(status, 200, "another user elsewhere is not slowed: {body}");
-    // Tokens issued before the lock keep working: only logins are limited.
-    let (status, body) = app.get("/api/usuarios/").await;
-    assert_eq!(status, 200, "{body}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_failures_lock_an_address_for_every_user_name() {
-    let app = Appliance::start(Options::default());
-    const PROBER: [u8; 4] = [127, 0, 0, 3];
-    for i in 0..9 {
-        let (status, _, body) =
-            login_from(&app, PROBER, &format!("intruso{i}"), "Clave-Equivocada-1").await;
-        assert_eq!(status, 401, "failure {i}: {body}");
-    }
-    let (status, _, body) = login_from(&app, PROBER, ADMIN_USER, ADMIN_PASS).await;
-    assert_eq!(status, 200, "nine failures are under the limit: {body}");
-    let (status, _, body) = login_from(&app, PROBER, "intruso9", "Clave-Equivocada-1").await;
-    assert_eq!(status, 401, "tenth failure: {body}");
-    assert_limited(
-        login_from(&app, PROBER, ADMIN_USER, ADMIN_PASS).await,
-        "another user name from the locked address",
-    );
-    let (status, _, body) = login_from(&app, [127, 0, 0, 1], ADMIN_USER, ADMIN_PASS).await;
-    assert_eq!(status, 200, "the same user from another address: {body}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_failures_cannot_outrun_the_limit() {
-    // Guesses sent all at once must not all be checked before the first one is counted.
-    let app = Appliance::start(Options::default());
-    let guesses: Vec<_> = (0..30)
-        .map(|i| {
-            let url = app.url("/api/iniciar-sesion/");
-            tokio::spawn(async move {
-                let body = json!({"username": ADMIN_USER, "password": format!("Intento-{i}")});
-                let resp = common::accounts::http()
-                    .post(url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("login");
-                resp.status().as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for g in guesses {
-        statuses.push(g.await.expect("task"));
-    }
-    let checked = statuses.iter().filter(|s| **s == 401).count();
-    let limited = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!(checked + limited, 30, "{statuses:?}");
-    assert!(
-        (1..=10).contains(&checked),
-        "{checked} of 30 simultaneous guesses were checked against the password: {statuses:?}"
-    );
-    assert_limited(
-        login_from(&app, [127, 0, 0, 4], ADMIN_USER, ADMIN_PASS).await,
-        "after the burst",
-    );
-}
-
 /// Refused registrations: (case, username, email, password, password2, the field with the
 /// error, a fragment of its message). `admin` / `admin@finca.test` exist already.
 #[rustfmt::skip]
@@ -810,8 +686,8 @@ async fn malformed_requests_get_json_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_revocations_and_the_secret_survive_a_restart() {
     let mut app = Appliance::start(Options::default());
-    let (_, access, revoked) = user_with(&app, "turno-noche", &["VerDashboard"]).await;
-    let (_, kept) = tokens(&app, "turno-noche", USER_PASS).await;
+    let (_, ended, revoked) = user_with(&app, "turno-noche", &["VerDashboard"]).await;
+    let (access, kept) = tokens(&app, "turno-noche", USER_PASS).await;
     let (status, body) = logout(&app, json!({ "refresh": revoked })).await;
     assert_eq!(status, 200, "{body}");
     let secret_before = std::fs::read(app.data_dir().join("jwt-secret")).expect("secret");
@@ -827,6 +703,8 @@ async fn users_revocations_and_the_secret_survive_a_restart() {
     );
     let (status, body) = refresh(&app, json!({ "refresh": revoked })).await;
     assert_eq!(status, 401, "the revocation survived: {body}");
+    let (status, body) = call(&app, "GET", "/api/dashboard/stats/", Some(&ended), None).await;
+    assert_eq!(status, 401, "so did the end of its session: {body}");
     let (status, body) = call(&app, "GET", "/api/dashboard/stats/", Some(&access), None).await;
     assert_eq!(
         status, 200,

@@ -16,13 +16,18 @@ use tokio_tungstenite::tungstenite;
 enum Need {
     /// Any approved account, whatever its permissions.
     AnyUser,
+    /// Any approved account, acting on its own credentials: the admitted call is judged by
+    /// passing the guard (any answer but 401/403), since succeeding would end the caller's
+    /// sessions.
+    OwnAccount,
     /// This permission.
     Perm(&'static str),
 }
-use Need::{AnyUser, Perm};
+use Need::{AnyUser, OwnAccount, Perm};
 
-/// Method ("WS" for a WebSocket handshake with `?token=`), path (`{id}` is a target user),
-/// requirement, and the JSON body of a successful call.
+/// Method ("WS" for a WebSocket handshake with `?token=`), path (`{id}` is the target user;
+/// `{fresh}` too for refused calls, and a pending account registered for that one call for
+/// admitted ones), requirement, and the JSON body of a successful call.
 type Route = (&'static str, &'static str, Need, Option<&'static str>);
 
 const ROUTES: &[Route] = &[
@@ -72,6 +77,56 @@ const ROUTES: &[Route] = &[
         Perm("AprobarUsuarios"),
         Some(r#"{"permisos": ["VerReportes"]}"#),
     ),
+    (
+        "GET",
+        "/api/usuarios/bloqueos/",
+        Perm("AprobarUsuarios"),
+        None,
+    ),
+    (
+        "POST",
+        "/api/usuario/{fresh}/rechazar/",
+        Perm("AprobarUsuarios"),
+        None,
+    ),
+    (
+        "POST",
+        "/api/usuario/{fresh}/deshabilitar/",
+        Perm("AprobarUsuarios"),
+        None,
+    ),
+    (
+        "POST",
+        "/api/usuario/{fresh}/habilitar/",
+        Perm("AprobarUsuarios"),
+        None,
+    ),
+    (
+        "POST",
+        "/api/usuario/{fresh}/restablecer-clave/",
+        Perm("AprobarUsuarios"),
+        None,
+    ),
+    (
+        "POST",
+        "/api/usuario/{fresh}/eliminar/",
+        Perm("AprobarUsuarios"),
+        None,
+    ),
+    (
+        "DELETE",
+        "/api/usuario/{fresh}/",
+        Perm("AprobarUsuarios"),
+        None,
+    ),
+    (
+        "POST",
+        "/api/usuario/cambiar-clave/",
+        OwnAccount,
+        Some(
+            r#"{"old_password": "no-es-la-clave", "new_password": "Otra-Clave-Nueva-31", "new_password2": "Otra-Clave-Nueva-31"}"#,
+        ),
+    ),
     ("WS", "/ws/mqtt/", Perm("VerDashboard"), None),
 ];
 
@@ -93,12 +148,20 @@ enum Caller {
     WithoutPermission,
     /// A valid token of an account holding only the route's permission (none for `AnyUser`).
     WithPermission,
+    /// A validly signed token of the administrator with another security stamp (as after a
+    /// password change).
+    OtherStamp,
+    /// A validly signed token of the administrator from another store instance (as before a
+    /// restore).
+    OtherInstance,
+    /// A real access token of the administrator whose session was logged out.
+    LoggedOut,
     /// A token forged like the others but otherwise valid: proves the refusals above come
     /// from the one property each of them breaks.
     ForgedValid,
 }
 
-const REFUSED: [Caller; 10] = [
+const REFUSED: [Caller; 13] = [
     Caller::NoToken,
     Caller::Malformed,
     Caller::Expired,
@@ -106,6 +169,9 @@ const REFUSED: [Caller; 10] = [
     Caller::AlgNone,
     Caller::RefreshAsAccess,
     Caller::UnknownUser,
+    Caller::OtherStamp,
+    Caller::OtherInstance,
+    Caller::LoggedOut,
     Caller::QueryOnHttpRoute,
     Caller::WrongScheme,
     Caller::WithoutPermission,
@@ -120,6 +186,9 @@ struct Tokens {
     other_key: String,
     alg_none: String,
     unknown_user: String,
+    other_stamp: String,
+    other_instance: String,
+    logged_out: String,
     forged_valid: String,
     /// Per permission: (token of a user without it, token of a user with only it).
     by_permission: Vec<(&'static str, String, String)>,
@@ -140,17 +209,22 @@ impl Tokens {
             Caller::AlgNone => (t(&self.alg_none), Expect::Unauthorized),
             Caller::RefreshAsAccess => (t(&self.refresh), Expect::Unauthorized),
             Caller::UnknownUser => (t(&self.unknown_user), Expect::Unauthorized),
+            Caller::OtherStamp => (t(&self.other_stamp), Expect::Unauthorized),
+            Caller::OtherInstance => (t(&self.other_instance), Expect::Unauthorized),
+            Caller::LoggedOut => (t(&self.logged_out), Expect::Unauthorized),
             Caller::QueryOnHttpRoute | Caller::WrongScheme => {
                 (t(&self.admin), Expect::Unauthorized)
             }
             Caller::WithoutPermission => match need {
-                AnyUser => return None,
+                AnyUser | OwnAccount => return None,
                 Perm(p) => (t(self.for_permission(p).0), Expect::Forbidden),
             },
             Caller::WithPermission => match need {
                 AnyUser => (t(&self.no_permission), Expect::Success),
+                OwnAccount => (t(&self.no_permission), Expect::Admitted),
                 Perm(p) => (t(self.for_permission(p).1), Expect::Success),
             },
+            Caller::ForgedValid if need == OwnAccount => (t(&self.forged_valid), Expect::Admitted),
             Caller::ForgedValid => (t(&self.forged_valid), Expect::Success),
         })
     }
@@ -170,6 +244,8 @@ enum Expect {
     Unauthorized,
     Forbidden,
     Success,
+    /// Past the guard: anything but 401, 403 or a server error.
+    Admitted,
 }
 
 impl Expect {
@@ -179,8 +255,18 @@ impl Expect {
             Expect::Forbidden => status == 403,
             // 101: the WebSocket upgrade was accepted.
             Expect::Success => (200..300).contains(&status) || status == 101,
+            Expect::Admitted => !matches!(status, 401 | 403) && status < 500,
         }
     }
+}
+
+/// Registers a pending account for one call of a `{fresh}` route.
+async fn fresh_account(app: &Appliance) -> u64 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (status, created) = post(app, "/api/crear-usuario/", form(&format!("nueva{n}"))).await;
+    assert_eq!(status, 201, "{created}");
+    created["usuario"]["id"].as_u64().expect("id")
 }
 
 /// Calls `route` as `caller` would: (status, JSON body or Null).
@@ -192,7 +278,16 @@ async fn send(
     target: u64,
 ) -> (u16, Value) {
     let (method, path, _, body) = route;
-    let path = path.replace("{id}", &target.to_string());
+    let mut path = path.replace("{id}", &target.to_string());
+    if path.contains("{fresh}") {
+        // Refused calls aim at the shared target (which must come out untouched); admitted
+        // ones at an account of their own, since they reject, disable or delete it.
+        let id = match caller {
+            Caller::WithPermission | Caller::ForgedValid => fresh_account(app).await,
+            _ => target,
+        };
+        path = path.replace("{fresh}", &id.to_string());
+    }
     if *method == "WS" {
         let url = match token {
             Some(t) => format!("ws://127.0.0.1:{}{path}?token={t}", app.http_port),
@@ -241,12 +336,20 @@ async fn prepare(app: &Appliance) -> Tokens {
     let (_, me) = call(app, "GET", "/api/usuario/actual/", Some(&app.token), None).await;
     let admin_id = me["id"].as_u64().expect("admin id");
     let (_, refresh) = tokens(app, ADMIN_USER, ADMIN_PASS).await;
+    let (logged_out, ended) = tokens(app, ADMIN_USER, ADMIN_PASS).await;
+    let (status, body) = post(app, "/api/cerrar-sesion/", json!({ "refresh": ended })).await;
+    assert_eq!(status, 200, "{body}");
     let key = secret(app);
+    let shifted = |field: &str| {
+        let mut c = claims(&app.token, admin_id, "access", 3600);
+        c[field] = json!(c[field].as_u64().expect("numeric claim") + 1);
+        sign(&key, &c)
+    };
     let mut needed: Vec<&'static str> = ROUTES
         .iter()
         .filter_map(|(_, _, need, _)| match need {
             Perm(p) => Some(*p),
-            AnyUser => None,
+            AnyUser | OwnAccount => None,
         })
         .collect();
     needed.sort_unstable();
@@ -268,14 +371,17 @@ async fn prepare(app: &Appliance) -> Tokens {
         admin: app.token.clone(),
         admin_id,
         refresh,
-        expired: sign(&key, &claims(admin_id, "access", -3600)),
+        expired: sign(&key, &claims(&app.token, admin_id, "access", -3600)),
         other_key: sign(
             b"otra-clave-que-no-es-la-del-equipo-0123456789",
-            &claims(admin_id, "access", 3600),
+            &claims(&app.token, admin_id, "access", 3600),
         ),
-        alg_none: unsigned(&claims(admin_id, "access", 3600)),
-        unknown_user: sign(&key, &claims(admin_id + 1000, "access", 3600)),
-        forged_valid: sign(&key, &claims(admin_id, "access", 3600)),
+        alg_none: unsigned(&claims(&app.token, admin_id, "access", 3600)),
+        unknown_user: sign(&key, &claims(&app.token, admin_id + 1000, "access", 3600)),
+        other_stamp: shifted("stamp"),
+        other_instance: shifted("inst"),
+        logged_out,
+        forged_valid: sign(&key, &claims(&app.token, admin_id, "access", 3600)),
         by_permission,
         no_permission,
     }

@@ -755,6 +755,10 @@ async fn restore_refuses_damaged_newer_and_foreign_files_and_changes_nothing() {
     assert_eq!(aside.len(), 1, "{:?}", entries(&app.data_dir()));
     assert_eq!(fingerprint(&app.data_dir().join(&aside[0])), before);
     app.restart();
+    // A restore ends every session: the old token is refused, a new login works.
+    let (status, _) = app.get("/api/dashboard/stats/").await;
+    assert_eq!(status, 401, "a token from before the restore");
+    app.token = app.login_blocking(ADMIN_USER, ADMIN_PASS);
     assert_eq!(app.stats().await["lecturas_total"], json!(3000));
 }
 

@@ -1,20 +1,26 @@
-//! Accounts, sessions and permissions: password hashing, token signing, failed-login limits
-//! and the one-time setup code that creates the first administrator.
+//! Accounts, sessions and permissions: password hashing, token signing, failed-login
+//! throttling, registration limits and the one-time setup code that creates the first
+//! administrator.
 
+pub mod fields;
 pub mod password;
-pub mod ratelimit;
+pub mod registrations;
 pub mod rules;
+pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::store::users::Permission;
+use crate::config::AuthConfig;
+use crate::store::users::Pending;
 use crate::store::{Store, StoreError};
 
 pub use password::Hasher;
-pub use ratelimit::FailureLimiter;
-pub use tokens::{Claims, Keys, TokenError, TokenType};
+pub use registrations::RegistrationLimits;
+pub use throttle::LoginThrottle;
+pub use tokens::{Claims, Keys, Subject, TokenError, TokenType};
 
 /// File (in `data_dir`) holding the first-run setup code until it is used.
 pub const SETUP_CODE_FILE: &str = "setup-code";
@@ -24,8 +30,12 @@ pub const SETUP_CODE_FILE: &str = "setup-code";
 pub struct Auth {
     pub keys: Keys,
     pub hasher: Hasher,
-    pub by_user: Arc<FailureLimiter>,
-    pub by_addr: Arc<FailureLimiter>,
+    /// Failed-login counters.
+    pub throttle: Arc<LoginThrottle>,
+    /// Registrations per address and for everybody.
+    pub registrations: Arc<RegistrationLimits>,
+    /// The cap on accounts waiting for approval (`auth.max_pending_accounts`).
+    pub pending: Pending,
     setup: Arc<Mutex<Option<String>>>,
     data_dir: PathBuf,
 }
@@ -48,23 +58,14 @@ impl Auth {
     /// Loads (or creates) the signing secret, checks the JWT library works, and while no
     /// approved account may approve users prepares the one-time setup code (accounts
     /// registered before that stay pending, and nobody could approve them otherwise).
-    pub fn start(
-        store: &Store,
-        data_dir: &Path,
-        secret: &str,
-        access_minutes: u64,
-        refresh_days: u64,
-    ) -> Result<Auth, AuthSetupError> {
+    pub fn start(store: &Store, data_dir: &Path, cfg: &AuthConfig) -> Result<Auth, AuthSetupError> {
         let keys = Keys::new(
-            &tokens::load_secret(secret, data_dir)?,
-            access_minutes,
-            refresh_days,
+            &tokens::load_secret(&cfg.jwt_secret, data_dir)?,
+            cfg.access_minutes,
+            cfg.refresh_days,
         );
         keys.self_test()?;
-        let has_approver = store
-            .users()?
-            .iter()
-            .any(|u| u.approved && u.has(Permission::AprobarUsuarios));
+        let has_approver = store.users()?.iter().any(|u| u.approves());
         let setup = if !has_approver {
             Some(Self::setup_code(data_dir)?)
         } else {
@@ -74,8 +75,14 @@ impl Auth {
         Ok(Auth {
             keys,
             hasher: Hasher::default(),
-            by_user: Arc::default(),
-            by_addr: Arc::default(),
+            throttle: Arc::default(),
+            registrations: Arc::new(RegistrationLimits::new(
+                cfg.registrations_per_address_per_hour,
+                cfg.registrations_per_hour,
+            )),
+            pending: Pending {
+                max: cfg.max_pending_accounts,
+            },
             setup: Arc::new(Mutex::new(setup)),
             data_dir: data_dir.to_path_buf(),
         })
@@ -89,12 +96,12 @@ impl Auth {
             _ => {
                 let raw = tokens::random_token(12).to_uppercase();
                 let code = format!("{}-{}-{}", &raw[..4], &raw[4..8], &raw[8..]);
-                tokens::write_private(&path, format!("{code}\n").as_bytes()).map_err(|source| {
-                    AuthSetupError::SetupFile {
+                crate::fsmode::write_atomic(&path, format!("{code}\n").as_bytes()).map_err(
+                    |source| AuthSetupError::SetupFile {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    },
+                )?;
                 code
             }
         };

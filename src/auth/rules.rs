@@ -5,12 +5,35 @@
 /// Shortest password accepted.
 pub const MIN_LENGTH: usize = 8;
 
+/// Longest new password accepted (a passphrase fits; megabytes of text would only cost
+/// hashing time).
+pub const MAX_LENGTH: usize = 128;
+
 /// Similarity (0–1) from which a password counts as too close to a user attribute (Django's
 /// default threshold).
 const MAX_SIMILARITY: f64 = 0.7;
 
 /// A short list of passwords attackers try first, including Spanish and agricultural ones.
 const COMMON: &str = include_str!("common_passwords.txt");
+
+/// Letters and digits that cannot be mistaken for one another when read aloud or copied by
+/// hand (no 0/O, 1/l/I).
+const READABLE: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// A random password every rule accepts, for a reset by an administrator: four groups of four
+/// readable characters (about 93 bits), e.g. `Kq7m-Xp3r-Tz8a-Hw4c`.
+pub fn generated() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..4)
+        .map(|_| {
+            (0..4)
+                .map(|_| char::from(READABLE[rng.random_range(0..READABLE.len())]))
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
 
 /// Every rule `password` breaks, as messages for the user.
 pub fn check(password: &str, attributes: &[&str]) -> Vec<String> {
@@ -19,6 +42,12 @@ pub fn check(password: &str, attributes: &[&str]) -> Vec<String> {
         errors.push(format!(
             "La contraseña es demasiado corta. Debe contener al menos {MIN_LENGTH} caracteres."
         ));
+    }
+    if password.chars().count() > MAX_LENGTH {
+        errors.push(format!(
+            "La contraseña es demasiado larga. Debe contener como máximo {MAX_LENGTH} caracteres."
+        ));
+        return errors;
     }
     if !password.is_empty() && password.chars().all(|c| c.is_ascii_digit()) {
         errors.push("La contraseña no puede ser completamente numérica.".into());
@@ -99,5 +128,11 @@ mod tests {
                 .any(|e| e.contains("similar"))
         );
         assert!(check("Granja-Norte-42", &["maria"]).is_empty());
+        assert!(check(&"Larga-".repeat(30), &[])[0].contains("larga"));
+        for _ in 0..50 {
+            let p = generated();
+            assert_eq!(p.len(), 19);
+            assert!(check(&p, &["admin", "admin@finca.co"]).is_empty(), "{p}");
+        }
     }
 }

@@ -1,8 +1,13 @@
 //! Session tokens: HS256 JWTs with a type claim, so an access token never works as a refresh
 //! token or the other way round. The signing secret comes from `auth.jwt_secret` or is
 //! generated once into `data_dir/jwt-secret` (mode 0600); it is never logged.
+//!
+//! Besides the account id, every token names its session (`sid`, shared by the tokens issued
+//! since one login, so a logout ends them all), the account's security stamp (`stamp`: a
+//! password change, reset or disabling gives the account a new one) and the store instance
+//! that issued it (`inst`: a restore makes a new instance). A token is only accepted while all
+//! three still match.
 
-use std::io::Write;
 use std::path::Path;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
@@ -24,10 +29,37 @@ pub struct Claims {
     pub sub: u64,
     /// Token kind.
     pub typ: TokenType,
-    /// Unique id, used to revoke refresh tokens.
+    /// Unique id, used to revoke a refresh token once used or logged out.
     pub jti: String,
+    /// Session id, shared by every token issued since one login.
+    pub sid: String,
+    /// The account's security stamp when the token was issued.
+    pub stamp: u64,
+    /// The store instance that issued the token.
+    pub inst: u64,
     pub iat: i64,
     pub exp: i64,
+}
+
+/// Who a token is issued to: the account, its current stamp, the session and the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub user_id: u64,
+    pub stamp: u64,
+    pub sid: String,
+    pub instance: u64,
+}
+
+impl Subject {
+    /// A subject for a new session (a login).
+    pub fn new_session(user_id: u64, stamp: u64, instance: u64) -> Subject {
+        Subject {
+            user_id,
+            stamp,
+            sid: random_token(24),
+            instance,
+        }
+    }
 }
 
 /// Why a token was refused (the client only ever sees "invalid or expired").
@@ -70,7 +102,10 @@ pub fn load_secret(configured: &str, data_dir: &Path) -> Result<Vec<u8>, TokenEr
         source,
     };
     match std::fs::read_to_string(&path) {
-        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(s) if s.trim().len() >= 32 => {
+            crate::fsmode::restrict_file(&path).map_err(err)?;
+            return Ok(s.trim().as_bytes().to_vec());
+        }
         Ok(_) => {
             return Err(err(std::io::Error::other(
                 "the file holds fewer than 32 characters",
@@ -80,24 +115,9 @@ pub fn load_secret(configured: &str, data_dir: &Path) -> Result<Vec<u8>, TokenEr
         Err(e) => return Err(err(e)),
     }
     let secret = random_token(48);
-    write_private(&path, secret.as_bytes()).map_err(err)?;
+    crate::fsmode::write_atomic(&path, secret.as_bytes()).map_err(err)?;
     tracing::info!(path = %path.display(), "generated a new token signing secret");
     Ok(secret.into_bytes())
-}
-
-/// Writes a file readable only by its owner, atomically (temporary name, then rename).
-pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// A random alphanumeric string of `len` characters.
@@ -120,13 +140,16 @@ impl Keys {
         }
     }
 
-    /// Signs a new token for `user_id`.
-    pub fn issue(&self, user_id: u64, typ: TokenType) -> Result<(String, Claims), TokenError> {
+    /// Signs a new token for `subject`.
+    pub fn issue(&self, subject: &Subject, typ: TokenType) -> Result<(String, Claims), TokenError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
-            sub: user_id,
+            sub: subject.user_id,
             typ,
             jti: random_token(24),
+            sid: subject.sid.clone(),
+            stamp: subject.stamp,
+            inst: subject.instance,
             iat: now,
             exp: now
                 + match typ {
@@ -157,8 +180,13 @@ impl Keys {
     /// Encodes and decodes once at start-up: a crypto backend misconfiguration in the JWT
     /// library only shows at run time, and should stop start-up rather than the first login.
     pub fn self_test(&self) -> Result<(), TokenError> {
-        let (t, _) = self.issue(0, TokenType::Access)?;
+        let (t, _) = self.issue(&Subject::new_session(0, 0, 0), TokenType::Access)?;
         self.verify(&t, TokenType::Access).map(|_| ())
+    }
+
+    /// Seconds after which every token issued now has expired.
+    pub fn longest_lifetime_s(&self) -> i64 {
+        self.access_s.max(self.refresh_s)
     }
 }
 
@@ -169,9 +197,13 @@ mod tests {
     #[test]
     fn types_are_not_interchangeable() {
         let k = Keys::new(b"0123456789abcdef0123456789abcdef", 60, 7);
-        let (access, _) = k.issue(3, TokenType::Access).unwrap();
-        let (refresh, _) = k.issue(3, TokenType::Refresh).unwrap();
-        assert_eq!(k.verify(&access, TokenType::Access).unwrap().sub, 3);
+        let who = Subject::new_session(3, 11, 99);
+        let (access, _) = k.issue(&who, TokenType::Access).unwrap();
+        let (refresh, r) = k.issue(&who, TokenType::Refresh).unwrap();
+        let a = k.verify(&access, TokenType::Access).unwrap();
+        assert_eq!((a.sub, a.stamp, a.inst), (3, 11, 99));
+        assert_eq!(a.sid, r.sid, "one session");
+        assert_ne!(a.jti, r.jti);
         assert!(matches!(
             k.verify(&access, TokenType::Refresh),
             Err(TokenError::WrongType)

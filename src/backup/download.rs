@@ -2,7 +2,6 @@
 //! appliance serves plain HTTP on the LAN, so std's `TcpStream` is all it takes (no TLS, no
 //! client crate); both `Content-Length` and chunked bodies are handled.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
@@ -130,7 +129,7 @@ pub(super) fn download(url: &str, token: &str, dest: &Path) -> Result<u64, Backu
             detail: format!("{detail}{hint}"),
         });
     }
-    let file = File::create_new(dest).map_err(io("cannot create", dest))?;
+    let file = crate::fsmode::create_new(dest).map_err(io("cannot create", dest))?;
     let mut w = BufWriter::with_capacity(256 * 1024, file);
     let written = if chunked {
         copy_chunked(&mut r, &mut w).map_err(|e| fail(e.to_string()))?

@@ -22,6 +22,17 @@ use crate::store::{DB_FILE, SCHEMA_VERSION, Store, StoreError};
 /// Page cache used to open a snapshot for validation.
 const VALIDATE_CACHE: usize = 16 << 20;
 
+/// The first bytes of every redb file (`MAGICNUMBER` in redb's
+/// `tree_store/page_store/header.rs`, inspired by PNG's).
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Smallest file that can be a store: redb's header (320 bytes) and at least one page.
+const MIN_SNAPSHOT_BYTES: u64 = 4096;
+
+/// Free space kept besides the copy: validation may grow the copy a little, and a full disk
+/// would stop the service that starts on it.
+const SPACE_MARGIN: u64 = 64 << 20;
+
 /// Rows decoded at each end of the large tables when validating a snapshot.
 const SAMPLE_ROWS: usize = 1000;
 
@@ -211,11 +222,85 @@ fn held_by_another_process(path: &Path) -> bool {
     matches!(opened, Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)))
 }
 
+/// Bytes available to this user on the file system of `dir`.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Refuses, before anything is copied, a file that is too small, does not start with redb's
+/// header, or does not fit in the free space beside the store.
+fn check_before_copy(file: &Path, data_dir: &Path) -> Result<(), BackupError> {
+    use std::io::Read;
+    let len = std::fs::metadata(file)
+        .map_err(io("cannot read", file))?
+        .len();
+    if len < MIN_SNAPSHOT_BYTES {
+        return Err(invalid(
+            file,
+            format!("the file is too small to be a store ({len} bytes)"),
+        ));
+    }
+    let mut head = [0u8; REDB_MAGIC.len()];
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(io("cannot read", file))?;
+    if head != REDB_MAGIC {
+        return Err(invalid(
+            file,
+            "not a redb file (it does not start with redb's header)",
+        ));
+    }
+    let free = free_bytes(data_dir).map_err(io("cannot measure the free space of", data_dir))?;
+    let needed = len.saturating_add(SPACE_MARGIN);
+    if needed > free {
+        return Err(BackupError::NoSpace {
+            file: file.to_path_buf(),
+            dir: data_dir.to_path_buf(),
+            needed,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// The next account id of the store being replaced, read without writing to it (it is kept
+/// aside unchanged). `None` when it cannot be read (damaged: often the reason to restore).
+fn replaced_next_user_id(target: &Path) -> Option<u64> {
+    use crate::store::tables::USERS;
+    if !target.exists() {
+        return None;
+    }
+    let p = target.to_path_buf();
+    let read = std::panic::catch_unwind(move || -> Result<u64, redb::Error> {
+        let db = redb::ReadOnlyDatabase::open(&p)?;
+        let txn = db.begin_read()?;
+        let counter = txn
+            .open_table(META)?
+            .get(meta_key::NEXT_USER_ID)?
+            .map(|v| v.value())
+            .unwrap_or(1);
+        let after_rows = txn
+            .open_table(USERS)?
+            .last()?
+            .map(|(k, _)| k.value() + 1)
+            .unwrap_or(1);
+        Ok(counter.max(after_rows))
+    });
+    match read {
+        Ok(Ok(n)) => Some(n),
+        _ => None,
+    }
+}
+
 /// What a restore did.
 #[derive(Debug, Clone)]
 pub struct Restored {
     /// What the restored snapshot holds.
     pub found: Validated,
+    /// The account id the restored store hands out next (above every id of the store it
+    /// replaced, when that could be read).
+    pub next_user_id: u64,
     /// Where the replaced store was kept, if there was one.
     pub previous: Option<PathBuf>,
     /// The store file now in place.
@@ -225,17 +310,14 @@ pub struct Restored {
     pub ownership_warning: Option<String>,
 }
 
-/// Gives `file` the owner, group and mode of `like` (the store being replaced, or the data
-/// folder): a restore run as root must leave a file the service user can open.
+/// Gives `file` the owner and group of `like` (the store being replaced, or the data folder)
+/// and mode 0600: a restore run as root must leave a file the service user can open, and
+/// nobody else.
 fn match_owner(file: &Path, like: &Path) -> Option<String> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::metadata(like).ok()?;
     let (uid, gid) = (meta.uid(), meta.gid());
-    let mode = if meta.is_dir() {
-        0o600
-    } else {
-        meta.permissions().mode() & 0o777
-    };
+    let mode = crate::fsmode::FILE_MODE;
     let _ = std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode));
     let current = std::fs::metadata(file).ok()?;
     if (current.uid(), current.gid()) == (uid, gid) {
@@ -263,7 +345,7 @@ pub fn restore(cfg: &ValidConfig, file: &Path) -> Result<Restored, BackupError> 
         });
     }
     let data_dir = cfg.data_dir();
-    std::fs::create_dir_all(data_dir).map_err(io("cannot create", data_dir))?;
+    crate::fsmode::create_dir_all(data_dir).map_err(io("cannot create", data_dir))?;
     let target = data_dir.join(DB_FILE);
     if held_by_another_process(&target) {
         return Err(BackupError::InUse(format!(
@@ -272,6 +354,7 @@ pub fn restore(cfg: &ValidConfig, file: &Path) -> Result<Restored, BackupError> 
             target.display()
         )));
     }
+    check_before_copy(file, data_dir)?;
     let staging = Staging::new(data_dir, "restore")?;
     copy_synced(file, &staging.file())?;
     let found = validate(&staging.0, cfg.timezone).map_err(|e| match e {
@@ -289,6 +372,17 @@ pub fn restore(cfg: &ValidConfig, file: &Path) -> Result<Restored, BackupError> 
         },
         other => other,
     })?;
+    // A new instance: no token of the old store or of the snapshot's time works any more,
+    // and ids continue above every id either of them handed out.
+    let next_user_id = {
+        let store = Store::open(&staging.0, (VALIDATE_CACHE >> 20) as u64, cfg.timezone)?;
+        let min_next = replaced_next_user_id(&target).unwrap_or(1);
+        let renewed = store
+            .renew_instance(min_next)
+            .and_then(|_| store.next_user_id());
+        store.close()?;
+        renewed?
+    };
     let like = if target.exists() {
         target.clone()
     } else {
@@ -301,6 +395,7 @@ pub fn restore(cfg: &ValidConfig, file: &Path) -> Result<Restored, BackupError> 
             file_timestamp(cfg.timezone)
         ));
         std::fs::rename(&target, &aside).map_err(io("cannot move aside", &target))?;
+        let _ = crate::fsmode::restrict_file(&aside);
         Some(aside)
     } else {
         None
@@ -314,6 +409,7 @@ pub fn restore(cfg: &ValidConfig, file: &Path) -> Result<Restored, BackupError> 
     sync_dir(data_dir);
     Ok(Restored {
         found,
+        next_user_id,
         previous,
         installed: target,
         ownership_warning,

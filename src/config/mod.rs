@@ -256,6 +256,12 @@ pub struct AuthConfig {
     pub refresh_days: u64,
     /// Bearer token accepted by `/metrics` besides an administrator's access token.
     pub metrics_token: String,
+    /// Accounts one client address may register per hour.
+    pub registrations_per_address_per_hour: u64,
+    /// Accounts all addresses together may register per hour.
+    pub registrations_per_hour: u64,
+    /// Most accounts waiting for approval at once; registration answers 429 beyond it.
+    pub max_pending_accounts: u64,
 }
 
 impl Default for AuthConfig {
@@ -265,6 +271,9 @@ impl Default for AuthConfig {
             access_minutes: 60,
             refresh_days: 7,
             metrics_token: String::new(),
+            registrations_per_address_per_hour: 5,
+            registrations_per_hour: 20,
+            max_pending_accounts: 20,
         }
     }
 }
@@ -291,6 +300,12 @@ impl fmt::Debug for AuthConfig {
                     "(set)"
                 },
             )
+            .field(
+                "registrations_per_address_per_hour",
+                &self.registrations_per_address_per_hour,
+            )
+            .field("registrations_per_hour", &self.registrations_per_hour)
+            .field("max_pending_accounts", &self.max_pending_accounts)
             .finish()
     }
 }

@@ -259,6 +259,27 @@ impl Config {
             "minutes",
         )?;
         range("auth.refresh_days", a.refresh_days, 1, 365, "days")?;
+        range(
+            "auth.registrations_per_address_per_hour",
+            a.registrations_per_address_per_hour,
+            1,
+            100_000,
+            "registrations per hour",
+        )?;
+        range(
+            "auth.registrations_per_hour",
+            a.registrations_per_hour,
+            1,
+            100_000,
+            "registrations per hour",
+        )?;
+        range(
+            "auth.max_pending_accounts",
+            a.max_pending_accounts,
+            1,
+            100_000,
+            "accounts",
+        )?;
         if !a.jwt_secret.is_empty() && a.jwt_secret.len() < 32 {
             return Err(ConfigError::Invalid {
                 key: "auth.jwt_secret".into(),

@@ -26,8 +26,9 @@ use tracing::Level;
 
 use super::AppState;
 use super::error::{ApiError, NO_CREDENTIALS, blocking};
-use super::guard::{CurrentUser, authenticate, protect};
+use super::guard::{CurrentUser, authenticate, bearer, protect};
 use crate::backup::{self, BACKUP_DIR, BackupError};
+use crate::logsafe::Clean;
 use crate::metrics;
 use crate::store::users::Permission;
 
@@ -129,7 +130,7 @@ async fn backup(
     let pending = blocking(move || backup::snapshot_for_download(&store, &dir)).await?;
     let info = pending.info;
     tracing::info!(
-        user = %user.username,
+        user = %Clean(&user.username),
         rows = info.rows,
         readings = info.readings,
         bytes = info.bytes,
@@ -162,14 +163,6 @@ async fn backup(
 }
 
 /// The Bearer token of a request, if any.
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-}
-
 /// Compares secrets without an early exit that would reveal how much of them matched.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -34,6 +34,13 @@ pub enum ApiError {
     TooLarge,
     #[error("too many attempts")]
     TooManyRequests { retry_after_s: u64 },
+    /// A limit other than failed attempts (registrations, accounts waiting): its own
+    /// explanation, and how long to wait when known.
+    #[error("{detail}")]
+    RateLimited {
+        detail: String,
+        retry_after_s: Option<u64>,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -52,6 +59,10 @@ pub enum ApiError {
 pub const NO_CREDENTIALS: &str = "Las credenciales de autenticación no se proveyeron.";
 /// The message for an expired, forged or revoked token.
 pub const BAD_TOKEN: &str = "Token inválido o expirado.";
+
+/// Retry-After when the list of accounts waiting for approval is full (nobody knows when an
+/// administrator will look at it).
+const PENDING_RETRY_S: u64 = 600;
 
 impl ApiError {
     /// One field error.
@@ -91,8 +102,21 @@ impl From<UserError> for ApiError {
             }
             UserError::NotFound => ApiError::NotFound("Usuario no encontrado.".into()),
             UserError::LastApprover => ApiError::BadRequest(
-                "No se puede quitar AprobarUsuarios al último usuario que lo tiene.".into(),
+                "Es la última cuenta activa con AprobarUsuarios: no se le puede quitar ese \
+                 permiso, ni deshabilitarla, ni eliminarla. Da antes AprobarUsuarios a otra cuenta."
+                    .into(),
             ),
+            UserError::AlreadyApproved => ApiError::Conflict(
+                "La cuenta ya está aprobada: para quitarle el acceso, deshabilítala o elimínala."
+                    .into(),
+            ),
+            UserError::TooManyPending(n) => ApiError::RateLimited {
+                detail: format!(
+                    "Hay demasiadas cuentas pendientes de aprobación ({n}). Intenta más tarde \
+                     o pide a un administrador que revise las pendientes."
+                ),
+                retry_after_s: Some(PENDING_RETRY_S),
+            },
             UserError::Store(s) => ApiError::Store(s),
         }
     }
@@ -139,6 +163,22 @@ impl IntoResponse for ApiError {
                 )
                     .into_response();
                 if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return resp;
+            }
+            ApiError::RateLimited {
+                detail,
+                retry_after_s,
+            } => {
+                let mut resp = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({ "detail": detail })),
+                )
+                    .into_response();
+                if let Some(v) =
+                    retry_after_s.and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+                {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
                 }
                 return resp;

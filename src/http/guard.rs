@@ -1,8 +1,10 @@
 //! Access control: every protected route group is wrapped with [`protect`], which requires a
 //! valid access token (`Authorization: Bearer`, or `?token=` for the WebSocket and report
-//! downloads, which browsers cannot send headers with), an existing approved account, and the
-//! group's permission. No token or a bad one → 401; a valid token without the permission →
-//! 403. The account is read on each request, so approvals and permission changes apply at once.
+//! downloads, which browsers cannot send headers with) of a live session (see
+//! [`crate::auth::sessions`]: an approved, enabled account whose stamp, session and store
+//! instance still match), and the group's permission. No token or a bad one → 401; a valid
+//! token without the permission → 403. The account is read on each request, so approvals,
+//! permission changes, disabling and logouts apply at once.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -12,12 +14,18 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, BAD_TOKEN, NO_CREDENTIALS, blocking};
-use crate::auth::TokenType;
+use crate::auth::sessions::live_account;
+use crate::auth::{Claims, TokenType};
 use crate::store::users::{Permission, User};
 
 /// The authenticated account, available to handlers as `Extension<CurrentUser>`.
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub User);
+
+/// The verified claims of the request's access token (its session), as
+/// `Extension<CurrentSession>`: the WebSocket re-checks the session while it stays open.
+#[derive(Clone, Debug)]
+pub struct CurrentSession(pub Claims);
 
 /// Paths where the token may travel in the query string.
 fn query_token_allowed(path: &str) -> bool {
@@ -47,8 +55,16 @@ fn token_of(req: &Request) -> Option<String> {
     None
 }
 
-/// Resolves a request's token to an approved account.
+/// Resolves a request's access token to the account of a live session.
 pub async fn authenticate(st: &AppState, token: Option<String>) -> Result<User, ApiError> {
+    authenticate_session(st, token).await.map(|(u, _)| u)
+}
+
+/// Like [`authenticate`], also returning the token's claims.
+pub async fn authenticate_session(
+    st: &AppState,
+    token: Option<String>,
+) -> Result<(User, Claims), ApiError> {
     let token = token.ok_or_else(|| ApiError::Unauthorized(NO_CREDENTIALS.into()))?;
     let claims = st
         .auth
@@ -56,17 +72,27 @@ pub async fn authenticate(st: &AppState, token: Option<String>) -> Result<User, 
         .verify(&token, TokenType::Access)
         .map_err(|_| ApiError::Unauthorized(BAD_TOKEN.into()))?;
     let store = st.store.clone();
-    let user = blocking(move || store.user(claims.sub)).await?;
+    let checked = claims.clone();
+    let user = blocking(move || live_account(&store, &checked)).await?;
     match user {
-        Some(u) if u.approved => Ok(u),
-        _ => Err(ApiError::Unauthorized(BAD_TOKEN.into())),
+        Some(u) => Ok((u, claims)),
+        None => Err(ApiError::Unauthorized(BAD_TOKEN.into())),
     }
+}
+
+/// The bearer token of a request's `Authorization` header, if any.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    let text = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 async fn check(st: AppState, need: Option<Permission>, mut req: Request, next: Next) -> Response {
     let token = token_of(&req);
-    let user = match authenticate(&st, token).await {
-        Ok(u) => u,
+    let (user, claims) = match authenticate_session(&st, token).await {
+        Ok(found) => found,
         Err(e) => return e.into_response(),
     };
     if let Some(p) = need
@@ -75,6 +101,7 @@ async fn check(st: AppState, need: Option<Permission>, mut req: Request, next: N
         return forbidden(p).into_response();
     }
     req.extensions_mut().insert(CurrentUser(user));
+    req.extensions_mut().insert(CurrentSession(claims));
     next.run(req).await
 }
 

@@ -155,8 +155,39 @@ fn report_type(s: Option<&str>) -> Result<ReportType, ApiError> {
         "final" => Ok(ReportType::Final),
         other => Err(ApiError::field(
             "report_type",
-            format!("Tipo {other:?} no válido: usa \"normal\" o \"final\"."),
+            format!(
+                "Tipo {:?} no válido: usa \"normal\" o \"final\".",
+                other.chars().take(32).collect::<String>()
+            ),
         )),
+    }
+}
+
+/// Longest observations or inferences text of a report: pages of the PDF, and far below what
+/// one spreadsheet cell holds (32,767 characters).
+pub const MAX_NOTE_CHARS: usize = 10_000;
+
+/// Refuses observations or inferences longer than [`MAX_NOTE_CHARS`].
+fn check_notes(b: &CreateBody) -> Result<(), ApiError> {
+    let mut errors = std::collections::BTreeMap::new();
+    for (field, text) in [
+        ("observations", &b.observations),
+        ("inferences", &b.inferences),
+    ] {
+        if text
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > MAX_NOTE_CHARS)
+        {
+            errors.insert(
+                field.to_string(),
+                vec![format!("Como máximo {MAX_NOTE_CHARS} caracteres.")],
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Fields(errors))
     }
 }
 
@@ -166,6 +197,7 @@ async fn create(
     b: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = b?;
+    check_notes(&b)?;
     let kind = report_type(b.report_type.as_deref())?;
     let store = st.store.clone();
     let stage = match b.stage_id {

@@ -1,5 +1,8 @@
-//! The current user and the administration of accounts: approvals and permissions
-//! (`AprobarUsuarios`).
+//! The current user and the administration of accounts (`AprobarUsuarios`): lists, approval
+//! and permissions, rejecting a registration, disabling, enabling and deleting an account,
+//! resetting a forgotten password, and the login lockouts. The store keeps somebody active
+//! able to approve users whatever is asked; an administrator cannot disable or delete
+//! themselves here (the `user` command can, with the service stopped).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -9,20 +12,34 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::accounts::user_json;
+use super::accounts::{FieldErrors, check_new_password, user_json};
 use super::error::{ApiError, blocking};
 use super::guard::{CurrentUser, protect};
+use crate::logsafe::Clean;
 use crate::store::users::{Permission, User};
 
 /// Permissions a user gets when approved without an explicit list.
 const DEFAULT_ON_APPROVAL: [Permission; 2] = [Permission::VerDashboard, Permission::VerReportes];
+
+/// Most names accepted in a permission list (there are five permissions).
+const MAX_PERMISSION_NAMES: usize = 32;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let any_user = Router::new().route("/api/usuario/actual/", get(current));
     let admin = Router::new()
         .route("/api/usuarios/", get(approved_users))
         .route("/api/usuarios/pendientes/", get(pending_users))
+        .route("/api/usuarios/bloqueos/", get(super::lockouts::list))
         .route("/api/usuario/{id}/aprobar/", post(approve))
+        .route("/api/usuario/{id}/rechazar/", post(reject))
+        .route("/api/usuario/{id}/deshabilitar/", post(disable))
+        .route("/api/usuario/{id}/habilitar/", post(enable))
+        .route("/api/usuario/{id}/eliminar/", post(delete))
+        .route("/api/usuario/{id}/", axum::routing::delete(delete))
+        .route(
+            "/api/usuario/{id}/restablecer-clave/",
+            post(super::reset::reset_password),
+        )
         .route("/api/usuarios/{id}/ver-permisos/", get(permissions))
         .route(
             "/api/usuarios/{id}/cambiar-permisos/",
@@ -68,12 +85,18 @@ struct PermissionsBody {
 }
 
 fn parse_permissions(names: &[String]) -> Result<u32, ApiError> {
+    if names.len() > MAX_PERMISSION_NAMES {
+        return Err(ApiError::field(
+            "permisos",
+            format!("Como máximo {MAX_PERMISSION_NAMES} nombres."),
+        ));
+    }
     let mut bits = 0;
     let mut unknown = Vec::new();
     for n in names {
         match Permission::from_name(n) {
             Some(p) => bits |= p as u32,
-            None => unknown.push(n.clone()),
+            None => unknown.push(n.chars().take(64).collect::<String>()),
         }
     }
     if unknown.is_empty() {
@@ -91,8 +114,20 @@ fn parse_permissions(names: &[String]) -> Result<u32, ApiError> {
     }
 }
 
+/// Logs an administrator's change to an account.
+pub(super) fn audit(admin: &User, action: &'static str, target: &User) {
+    tracing::info!(
+        by = %Clean(&admin.username),
+        action,
+        user = %Clean(&target.username),
+        id = target.id,
+        "account changed"
+    );
+}
+
 async fn approve(
     State(st): State<AppState>,
+    Extension(CurrentUser(admin)): Extension<CurrentUser>,
     Path(id): Path<u64>,
     b: Result<Option<Json<PermissionsBody>>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -102,18 +137,79 @@ async fn approve(
         None => DEFAULT_ON_APPROVAL.iter().fold(0, |acc, p| acc | *p as u32),
     };
     let store = st.store.clone();
-    let user = blocking(move || {
-        store.update_user(id, |u| {
-            if !u.approved {
-                u.permissions |= bits;
-            }
-            u.approved = true;
-        })
-    })
-    .await?;
+    let user = blocking(move || store.approve_user(id, bits)).await?;
+    audit(&admin, "approve", &user);
     Ok(Json(
         json!({ "mensaje": format!("Usuario {} aprobado.", user.username), "usuario": user_json(&user) }),
     ))
+}
+
+async fn reject(
+    State(st): State<AppState>,
+    Extension(CurrentUser(admin)): Extension<CurrentUser>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.store.clone();
+    let user = blocking(move || store.reject_user(id)).await?;
+    audit(&admin, "reject", &user);
+    Ok(Json(json!({
+        "mensaje": format!("Registro de {} rechazado.", user.username),
+        "usuario": user_json(&user),
+    })))
+}
+
+/// Refuses an administrator acting on their own account in a way that would lock them out.
+fn not_self(admin: &User, id: u64, what: &str) -> Result<(), ApiError> {
+    if admin.id == id {
+        return Err(ApiError::BadRequest(format!(
+            "No puedes {what} tu propia cuenta: pide a otro administrador que lo haga."
+        )));
+    }
+    Ok(())
+}
+
+async fn disable(
+    State(st): State<AppState>,
+    Extension(CurrentUser(admin)): Extension<CurrentUser>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    not_self(&admin, id, "deshabilitar")?;
+    let store = st.store.clone();
+    let user = blocking(move || store.set_disabled(id, true)).await?;
+    audit(&admin, "disable", &user);
+    Ok(Json(json!({
+        "mensaje": format!("Cuenta de {} deshabilitada; sus sesiones se cerraron.", user.username),
+        "usuario": user_json(&user),
+    })))
+}
+
+async fn enable(
+    State(st): State<AppState>,
+    Extension(CurrentUser(admin)): Extension<CurrentUser>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let store = st.store.clone();
+    let user = blocking(move || store.set_disabled(id, false)).await?;
+    audit(&admin, "enable", &user);
+    Ok(Json(json!({
+        "mensaje": format!("Cuenta de {} habilitada.", user.username),
+        "usuario": user_json(&user),
+    })))
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    Extension(CurrentUser(admin)): Extension<CurrentUser>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    not_self(&admin, id, "eliminar")?;
+    let store = st.store.clone();
+    let user = blocking(move || store.delete_user(id)).await?;
+    audit(&admin, "delete", &user);
+    Ok(Json(json!({
+        "mensaje": format!("Cuenta de {} eliminada.", user.username),
+        "usuario": user_json(&user),
+    })))
 }
 
 async fn permissions(
@@ -134,6 +230,7 @@ async fn permissions(
 
 async fn change_permissions(
     State(st): State<AppState>,
+    Extension(CurrentUser(admin)): Extension<CurrentUser>,
     Path(id): Path<u64>,
     b: Result<Json<PermissionsBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -142,8 +239,42 @@ async fn change_permissions(
             .ok_or_else(|| ApiError::field("permisos", "Este campo es requerido."))?;
     let bits = parse_permissions(&names)?;
     let store = st.store.clone();
-    let user = blocking(move || store.update_user(id, |u| u.permissions = bits)).await?;
+    let user = blocking(move || store.set_permissions(id, bits)).await?;
+    audit(&admin, "permissions", &user);
     Ok(Json(
         json!({ "mensaje": "Permisos actualizados.", "usuario": user_json(&user) }),
     ))
+}
+
+/// The new password of a reset: the one given (checked like a registration's), or none.
+pub(super) fn given_password(
+    password: Option<String>,
+    again: Option<String>,
+    user: &User,
+) -> Result<Option<String>, ApiError> {
+    let password = password.filter(|p| !p.is_empty());
+    let Some(password) = password else {
+        return Ok(None);
+    };
+    let again = again.unwrap_or_default();
+    let mut errors = FieldErrors::new();
+    if again.is_empty() {
+        super::accounts::push(&mut errors, "password2", "Este campo es requerido.");
+    }
+    check_new_password(
+        &mut errors,
+        ("password", &password),
+        ("password2", &again),
+        &[
+            &user.username,
+            &user.email,
+            &user.first_name,
+            &user.last_name,
+        ],
+    );
+    if errors.is_empty() {
+        Ok(Some(password))
+    } else {
+        Err(ApiError::Fields(errors))
+    }
 }

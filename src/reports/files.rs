@@ -1,7 +1,8 @@
 //! The report files on disk: `data_dir/reports/{pdf,excel,csv}/reporte_<id>.<ext>`. Each file
 //! is written under a temporary name, synced and renamed into place, so a crash or a full
 //! disk never leaves a partial report behind. Paths are built from the numeric id and a fixed
-//! kind only, so nothing outside the reports folder can ever be named.
+//! kind only, so nothing outside the reports folder can ever be named. Folders and files are
+//! owner-only ([`crate::fsmode`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -87,8 +88,8 @@ pub fn write(data_dir: &Path, id: u64, kind: Kind, bytes: &[u8]) -> Result<(), W
         source,
     };
     let result = (|| {
-        std::fs::create_dir_all(&dir)?;
-        let mut f = std::fs::File::create(&tmp)?;
+        crate::fsmode::create_dir_all(&dir)?;
+        let mut f = crate::fsmode::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &target)?;

@@ -12,7 +12,8 @@
 //! Daily rows are at version 3 (version 2 plus the flow coverage and the discarded samples of
 //! each meter) and meter states at version 2 (counter baselines with their time, unconfirmed
 //! chains, recent message keys). Rows of earlier versions decode with the new fields empty;
-//! `biogestor reindex` recomputes them from the readings.
+//! `biogestor reindex` recomputes them from the readings. Accounts have their own versions
+//! (`users::StoredUser`).
 
 pub mod channel_array;
 mod legacy;

@@ -3,10 +3,12 @@
 
 pub mod codec;
 pub mod daily;
+pub mod instance;
 mod queries;
 pub mod reindex;
 pub mod reports;
 pub mod sensors;
+mod sessions;
 pub mod stages;
 pub(crate) mod tables;
 pub mod users;
@@ -24,8 +26,10 @@ pub use queries::{Bucket, BucketStats, ReadingsPage, StoredReading};
 use tables::{META, meta_key};
 
 /// Version of the table layout this build writes. A file with a higher number was written by a
-/// newer release and is refused rather than misread.
-pub const SCHEMA_VERSION: u64 = 1;
+/// newer release and is refused rather than misread. Version 2 added security stamps,
+/// disabling and login addresses to accounts, the store instance id and the account-id
+/// counter; a version-1 store is migrated when it is opened ([`instance`]).
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Version of the meter rules this build computes daily aggregates with (see
 /// [`daily::counter`] and [`daily::meter`]). Rows computed by earlier rules stay as they were
@@ -97,8 +101,17 @@ pub(crate) use from_redb_errors;
 
 from_redb_errors!(StoreError, StoreError::Db);
 
-/// Opens (or creates) the database file with a bounded cache.
+/// Opens (or creates) the database file with a bounded cache. The file holds password hashes:
+/// it is created owner-only (and an older, looser one is made so) before redb opens it.
 fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    let private = crate::fsmode::create_private_if_missing(path)
+        .and_then(|()| crate::fsmode::restrict_file(path));
+    if let Err(source) = private {
+        return Err(StoreError::DataDir {
+            path: path.parent().unwrap_or(path).to_path_buf(),
+            source,
+        });
+    }
     Database::builder()
         .set_cache_size(cache_bytes)
         .create(path)
@@ -139,6 +152,8 @@ pub struct Store {
     tz: Tz,
     counters: Arc<Counters>,
     active_stage: Arc<AtomicU64>,
+    /// See [`Store::instance_id`].
+    instance: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -149,7 +164,7 @@ impl Store {
             path: data_dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(data_dir).map_err(dir_err)?;
+        crate::fsmode::create_dir_all(data_dir).map_err(dir_err)?;
         let path = data_dir.join(DB_FILE);
         let cache_bytes = (cache_size_mb as usize) << 20;
         let db = open_database(&path, cache_bytes).map_err(|e| match e {
@@ -163,31 +178,31 @@ impl Store {
             tz,
             counters: Arc::new(Counters::default()),
             active_stage: Arc::new(AtomicU64::new(0)),
+            instance: Arc::new(AtomicU64::new(0)),
         };
         store.check_schema()?;
+        store.load_instance()?;
         store.load_counters()?;
         store.load_active_stage()?;
         Ok(store)
     }
 
+    /// Checks the schema version, creates missing tables and migrates an older layout, in one
+    /// transaction (a crash half-way leaves the store as it was).
     fn check_schema(&self) -> Result<(), StoreError> {
         let txn = self.db()?.begin_write()?;
+        let found = {
+            let meta = txn.open_table(META)?;
+            meta.get(meta_key::SCHEMA)?.map(|v| v.value())
+        };
+        if let Some(v) = found
+            && v > SCHEMA_VERSION
         {
-            let mut meta = txn.open_table(META)?;
-            let found = meta.get(meta_key::SCHEMA)?.map(|v| v.value());
-            match found {
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema {
-                        path: self.path.clone(),
-                        found: v,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    meta.insert(meta_key::SCHEMA, SCHEMA_VERSION)?;
-                }
-            }
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
         }
         tables::create_all(&txn)?;
         {
@@ -198,6 +213,17 @@ impl Store {
                 meta.insert(meta_key::AGGREGATES, AGGREGATES_VERSION)?;
             }
         }
+        if found.is_some_and(|v| v < 2) {
+            let done = instance::migrate_v1(&txn)?;
+            tracing::info!(
+                path = %self.path.display(),
+                accounts = done.accounts,
+                "store migrated from schema version 1 to 2: accounts got a security stamp"
+            );
+        }
+        instance::ensure_ids(&txn)?;
+        txn.open_table(META)?
+            .insert(meta_key::SCHEMA, SCHEMA_VERSION)?;
         txn.commit()?;
         Ok(())
     }

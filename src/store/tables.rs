@@ -30,7 +30,8 @@ pub const USERS_BY_NAME: TableDefinition<&str, u64> = TableDefinition::new("user
 /// Lower-cased e-mail → user id.
 pub const USERS_BY_EMAIL: TableDefinition<&str, u64> = TableDefinition::new("users_by_email");
 
-/// Revoked refresh-token id → its expiry (s since the epoch), pruned once expired.
+/// Revoked token id, or `sid:` + revoked session id → when the tokens it names expire (s since
+/// the epoch), pruned after that.
 pub const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_tokens");
 
 /// MQTT client id → postcard [`super::sensors::SensorRecord`]: what the sensor registry
@@ -47,6 +48,10 @@ pub mod meta_key {
     /// Version of the meter rules the daily aggregates were computed with (missing: the
     /// first rules, before `biogestor reindex` existed).
     pub const AGGREGATES: &str = "aggregates_version";
+    /// Random id of this store instance (renewed by a restore); tokens carry it.
+    pub const INSTANCE_ID: &str = "instance_id";
+    /// The next account id; never lowered, so ids are not handed out twice.
+    pub const NEXT_USER_ID: &str = "next_user_id";
 }
 
 /// Creates every table so read transactions never meet a missing one.

@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { api, launchBrowser, startAppliance, watch } from './appliance.mjs';
 
 const ADMIN = { username: 'admin', password: 'Digestor-Prueba-2026', email: 'a@b.co' };
-const ROUTES = ['acceso', 'registro', 'configuracion', 'panel', 'produccion', 'llenados', 'sensores', 'reportes', 'usuarios', 'estado'];
+const ROUTES = ['acceso', 'registro', 'configuracion', 'panel', 'produccion', 'llenados', 'sensores', 'reportes', 'usuarios', 'estado', 'cuenta'];
 
 let app;
 const assets = new Map(); // path?query -> {type, body, cache}

@@ -1,6 +1,7 @@
 //! Account helpers for the authentication tests: JSON calls with or without a token,
 //! registration and approval through the API, and hand-made tokens (expired, signed with
-//! another key, `alg: none`) built from the appliance's real signing secret.
+//! another key, `alg: none`) built from the appliance's real signing secret and the claims of
+//! a real token.
 
 use serde_json::{Value, json};
 
@@ -165,16 +166,22 @@ pub fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Claims shaped like the appliance's: `exp` is `now + exp_in_s`.
-pub fn claims(sub: u64, typ: &str, exp_in_s: i64) -> Value {
+/// The claims of a token, read without checking its signature.
+pub fn claims_of(token: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode_claims(token).expect("token claims")
+}
+
+/// Claims shaped like the appliance's, with the session, security stamp and store instance of
+/// the real token `like`: `sub` and `typ` as given, `exp` is `now + exp_in_s`.
+pub fn claims(like: &str, sub: u64, typ: &str, exp_in_s: i64) -> Value {
     let now = now_s();
-    json!({
-        "sub": sub,
-        "typ": typ,
-        "jti": format!("prueba-{sub}-{typ}-{exp_in_s}"),
-        "iat": now.min(now + exp_in_s) - 60,
-        "exp": now + exp_in_s,
-    })
+    let mut c = claims_of(like);
+    c["sub"] = json!(sub);
+    c["typ"] = json!(typ);
+    c["jti"] = json!(format!("prueba-{sub}-{typ}-{exp_in_s}"));
+    c["iat"] = json!(now.min(now + exp_in_s) - 60);
+    c["exp"] = json!(now + exp_in_s);
+    c
 }
 
 /// An HS256 token over `claims` signed with `key`.

@@ -50,6 +50,13 @@ pub struct Options {
     pub create_admin: bool,
     /// Where the store lives (default: `data` in the appliance's temporary folder).
     pub data_dir: Option<PathBuf>,
+    /// Run with the shipped registration limits. Off by default: most tests register many
+    /// accounts from one address within seconds, so `Appliance::start` lifts the limits through
+    /// `BIOGESTOR_AUTH__*` variables unless a test is about them.
+    pub production_limits: bool,
+    /// Start the binary (and `user add`) with this file-creation mask instead of the test
+    /// runner's, e.g. `Some(0)` to prove files are private whatever the umask.
+    pub umask: Option<u32>,
 }
 
 impl Default for Options {
@@ -65,6 +72,8 @@ impl Default for Options {
             users_extra: String::new(),
             create_admin: true,
             data_dir: None,
+            production_limits: false,
+            umask: None,
         }
     }
 }
@@ -78,8 +87,21 @@ pub struct Appliance {
     data_dir: PathBuf,
     /// Access token of the administrator created before the first start.
     pub token: String,
+    /// Variables added to the service's environment.
+    env: Vec<(String, String)>,
+    umask: Option<u32>,
     child: Option<Child>,
 }
+
+/// Registration limits high enough for tests that create many accounts from one address.
+const RELAXED_LIMITS: [(&str, &str); 3] = [
+    (
+        "BIOGESTOR_AUTH__REGISTRATIONS_PER_ADDRESS_PER_HOUR",
+        "10000",
+    ),
+    ("BIOGESTOR_AUTH__REGISTRATIONS_PER_HOUR", "10000"),
+    ("BIOGESTOR_AUTH__MAX_PENDING_ACCOUNTS", "10000"),
+];
 
 impl Appliance {
     /// Writes a config and starts `biogestor serve`, waiting until `/healthz` answers 200.
@@ -130,7 +152,8 @@ timezone = "{tz}"
         );
         std::fs::write(&config_path, config).expect("write config");
         if opts.create_admin {
-            let (status, out) = run_bin(
+            let (status, out) = run_bin_with_umask(
+                opts.umask,
                 &[
                     "user",
                     "add",
@@ -162,6 +185,15 @@ timezone = "{tz}"
             mqtt_port,
             config_path,
             token: String::new(),
+            env: if opts.production_limits {
+                Vec::new()
+            } else {
+                RELAXED_LIMITS
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            },
+            umask: opts.umask,
             child: None,
         };
         app.try_restart()?;
@@ -219,13 +251,14 @@ timezone = "{tz}"
             .append(true)
             .open(self.dir.path().join("serve.log"))
             .expect("log file");
-        let child = Command::new(BIN)
+        let child = bin_command(self.umask)
             .args(["serve", "--config"])
             .arg(&self.config_path)
             .env(
                 "RUST_LOG",
                 std::env::var("BG_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -527,7 +560,34 @@ impl Drop for WsClient {
 
 /// Runs the binary with arguments and returns (exit status, stdout + stderr).
 pub fn run_bin(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (ExitStatus, String) {
-    let out = Command::new(BIN)
+    run_bin_with_umask(None, args, env, cwd)
+}
+
+/// The binary as a command, started through `sh` with `umask` set when given (`exec` keeps
+/// the process id, so signals reach the binary itself).
+pub fn bin_command(umask: Option<u32>) -> Command {
+    match umask {
+        None => Command::new(BIN),
+        Some(mask) => {
+            let mut c = Command::new("sh");
+            c.args([
+                "-c",
+                &format!("umask {mask:03o} && exec \"$0\" \"$@\""),
+                BIN,
+            ]);
+            c
+        }
+    }
+}
+
+/// [`run_bin`] with a chosen file-creation mask.
+pub fn run_bin_with_umask(
+    umask: Option<u32>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    cwd: &Path,
+) -> (ExitStatus, String) {
+    let out = bin_command(umask)
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)
