@@ -115,19 +115,29 @@ pub fn add(path: &Path, name: &str, topic: Option<&str>) -> Result<Enrolled, Enr
     Ok(Enrolled { password, warning })
 }
 
-/// Writes `text` next to `path` and renames it over `path`, keeping the file's permissions.
+/// Writes `text` next to `path` and renames it over `path`, keeping the file's permissions and
+/// owner (the installer's `/etc/biogestor/config.toml` is readable by the service's group only).
 fn write_atomically(path: &Path, text: &str) -> Result<(), EnrollError> {
+    use std::os::unix::fs::MetadataExt;
     let err = |source| EnrollError::Write {
         path: path.display().to_string(),
         source,
     };
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let perms = std::fs::metadata(path).map_err(err)?.permissions();
+    let meta = std::fs::metadata(path).map_err(err)?;
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     let written = f
         .write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::set_permissions(&tmp, perms))
+        .and_then(|()| std::fs::set_permissions(&tmp, meta.permissions()))
+        .and_then(|()| {
+            // Only root can give the file away; anyone else keeps owning what they own.
+            let (uid, gid) = (meta.uid(), meta.gid());
+            match std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)) {
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+                other => other,
+            }
+        })
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
