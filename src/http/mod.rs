@@ -12,6 +12,7 @@ mod production;
 mod reports;
 mod sensors;
 mod stages;
+mod stream;
 mod users;
 mod ws;
 
