@@ -121,6 +121,9 @@ fn run(cli: Cli, allocator_tuned: bool) -> Result<ExitCode, ExitCode> {
                 c.raw.storage.data_dir.display(),
                 c.timezone
             );
+            for w in c.warnings() {
+                eprintln!("warning: {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { config } => {
