@@ -90,8 +90,10 @@ start_server() {
   BIOGESTOR_STORAGE__DATA_DIR="$1" "$BIN" user add --username bench --password "$ADMIN_PASS" \
     --email bench@localhost --admin --config config.toml >/dev/null 2>&1 || true
   local t0; t0=$(now)
+  # The publishers are all anonymous, which the per-user connection cap counts as one user.
   BIOGESTOR_HTTP__BIND=127.0.0.1:$HTTP BIOGESTOR_MQTT__BIND=127.0.0.1:$MQTT \
   BIOGESTOR_STORAGE__DATA_DIR="$1" BIOGESTOR_MQTT__ALLOW_ANONYMOUS=true \
+  BIOGESTOR_MQTT__MAX_CONNECTIONS_PER_USER=$((PUBLISHERS + 8)) \
   BIOGESTOR_LOG__LEVEL=warn "$BIN" serve --config config.toml >>"$WORK/serve.log" 2>&1 &
   SERVER=$!; PIDS+=("$SERVER")
   until curl -fsS -o /dev/null "http://127.0.0.1:$HTTP/healthz" 2>/dev/null; do sleep 0.005; done
@@ -113,7 +115,8 @@ publishers() {
   done
   local fail=0
   for p in "${pids[@]}"; do wait "$p" || fail=1; done
-  [ "$fail" = 0 ] || { echo "bench: a publisher failed:"; cat "$3"/pub-*.out; exit 1; }
+  # To stderr: this runs inside $(...).
+  [ "$fail" = 0 ] || { { echo "bench: a publisher failed:"; cat "$3"/pub-*.out; } >&2; exit 1; }
   cat "$3"/pub-*.out | awk '/^published/ {s+=$2} END {print s}'
 }
 
