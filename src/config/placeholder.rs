@@ -44,6 +44,7 @@ pub enum PlaceholderError {
 /// One `[mqtt.users]` entry whose published password was replaced for this start.
 #[derive(Debug, Clone)]
 pub struct Replaced {
+    /// The `[mqtt.users]` name.
     pub user: String,
     /// Created by this start (false: read from [`GENERATED_FILE`]).
     pub new: bool,

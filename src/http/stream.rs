@@ -37,6 +37,7 @@ impl From<PieceError> for ApiError {
 /// `None` after the last one. Called on the blocking pool, one piece at a time, only when the
 /// connection has taken the previous piece (a slow client slows the source, nothing piles up).
 pub trait Pieces: Send + 'static {
+    /// The next piece of the document, `None` once it is complete.
     fn next_piece(&mut self) -> Result<Option<Vec<u8>>, PieceError>;
 }
 
