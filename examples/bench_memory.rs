@@ -1,4 +1,4 @@
-//! Burst helper for the memory table of `scripts/bench.sh`: drives a running service over
+//! Burst driver for the memory table of `scripts/bench.sh`: drives a running service over
 //! HTTP so the script can read its resident memory before and after.
 //!
 //! - `logins PORT USER PASSWORD N CONCURRENCY`: N logins, CONCURRENCY at a time; prints the
