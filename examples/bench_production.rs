@@ -1,8 +1,9 @@
 //! Production-query benchmark helper for `scripts/bench.sh`.
 //!
-//! - `seed DATA_DIR READINGS DAYS`: with the service stopped, creates a stage loaded DAYS ago
-//!   and writes READINGS readings spread evenly over those days through the store's batch
-//!   writer (the same path as MQTT ingest), with a cumulative gas counter.
+//! - `seed DATA_DIR READINGS DAYS [EXTRA]`: with the service stopped, creates a stage loaded
+//!   DAYS ago and writes READINGS readings spread evenly over those days through the store's
+//!   batch writer (the same path as MQTT ingest), with a cumulative gas counter and EXTRA
+//!   extra channels per reading (default 0; 32 is the most a payload may carry).
 //! - `scan DATA_DIR`: times the daily-aggregate path against recomputing the same per-day gas
 //!   by scanning every raw reading of the stage; prints both medians and the ratio.
 //! - `http PORT TOKEN N`: times N `GET /api/dashboard/production/current/`; prints p50/p99.
@@ -31,7 +32,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn seed(dir: &str, n: u64, days: u64) -> Result<(), Error> {
+fn seed(dir: &str, n: u64, days: u64, extra: usize) -> Result<(), Error> {
     let store = open(dir)?;
     let tz = store.timezone();
     let start_day = today(tz) - days as i32;
@@ -70,7 +71,14 @@ fn seed(dir: &str, n: u64, days: u64) -> Result<(), Error> {
             ts_us: start_us + i * step,
             reading: Reading {
                 values,
-                extra: vec![],
+                extra: (0..extra)
+                    .map(|k| {
+                        (
+                            format!("canal_extra_{k:02}"),
+                            (i % 97) as f64 + k as f64 * 0.5,
+                        )
+                    })
+                    .collect(),
                 sensor_ts_ms: None,
                 source: "Prueba".into(),
             },
@@ -212,10 +220,15 @@ async fn report(port: u16, token: &str, n: usize) -> Result<(), Error> {
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("seed") if args.len() == 5 => seed(&args[2], args[3].parse()?, args[4].parse()?),
+        Some("seed") if args.len() == 5 || args.len() == 6 => seed(
+            &args[2],
+            args[3].parse()?,
+            args[4].parse()?,
+            args.get(5).map_or(Ok(0), |e| e.parse())?,
+        ),
         Some("scan") if args.len() == 3 => scan(&args[2]),
         Some("http") if args.len() == 5 => http(args[2].parse()?, &args[3], args[4].parse()?).await,
         Some("report") if args.len() == 5 => report(args[2].parse()?, &args[3], args[4].parse()?).await,
-        _ => Err("usage: bench_production seed DIR N DAYS | scan DIR | http PORT TOKEN N | report PORT TOKEN N".into()),
+        _ => Err("usage: bench_production seed DIR N DAYS [EXTRA] | scan DIR | http PORT TOKEN N | report PORT TOKEN N".into()),
     }
 }

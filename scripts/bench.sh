@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Benchmark of the release binary with real MQTT publishers on loopback. Prints one table.
+# Benchmark of the release binary with real MQTT publishers on loopback. Prints two tables.
 #
-#   scripts/bench.sh                 # everything (about 5 minutes)
-#   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, for a smoke check of the script
+#   scripts/bench.sh                      # everything (about 8 minutes)
+#   BENCH_QUICK=1 scripts/bench.sh        # shorter runs, for a smoke check of the script
+#   BENCH_ONLY=memory scripts/bench.sh    # only the memory-after-bursts table
 #
 # Measures: sustained persisted readings/s with 20 QoS 1 publishers (and loss), the same
 # publishers relayed by Debian's Mosquitto to one subscriber (ratio), publish→WebSocket
 # latency, resident memory idle/peak, disk bytes written per stored reading at 10 msg/s with
 # the default commit interval, binary size and time from start to healthy.
+#
+# Second table: resident memory after bursts, for the glibc release binary and the static musl
+# build (x86_64-unknown-linux-musl here; the Raspberry Pi's aarch64 musl build has the same
+# allocator): idle, then after 200 logins (argon2, 4 clients), 20 pages of the largest size
+# (10 000 readings with 32 extra channels) and 10 reports. BENCH_GLIBC_BIN / BENCH_MUSL_BIN
+# measure other binaries instead of building them (e.g. an older release, for comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,11 +30,28 @@ done
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$MOSQUITTO" ] || { echo "bench: mosquitto missing (apt-get install mosquitto)"; exit 1; }
 
-cargo build --release --locked --bin biogestor --example bench_latency --example bench_production >/dev/null
+cargo build --release --locked --bin biogestor --example bench_latency --example bench_production \
+  --example bench_memory >/dev/null
 BIN=target/release/biogestor
 LAT=target/release/examples/bench_latency
 PROD=target/release/examples/bench_production
+MEM=target/release/examples/bench_memory
 ADMIN_PASS=Bench-Admin-2026
+MUSL_TARGET=x86_64-unknown-linux-musl
+GLIBC_BIN=${BENCH_GLIBC_BIN:-$BIN}
+MUSL_BIN=${BENCH_MUSL_BIN:-}
+if [ -z "$MUSL_BIN" ]; then
+  if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$MUSL_TARGET"; then
+    rustup target add "$MUSL_TARGET" >/dev/null
+  fi
+  cargo build --release --locked --target "$MUSL_TARGET" --bin biogestor >/dev/null
+  MUSL_BIN=target/$MUSL_TARGET/release/biogestor
+fi
+MEM_LOGINS=${BENCH_MEM_LOGINS:-200}
+MEM_PAGES=${BENCH_MEM_PAGES:-20}
+MEM_REPORTS=${BENCH_MEM_REPORTS:-10}
+MEM_PAGE_LIMIT=10000   # the largest page /api/dashboard/readings/ serves
+MEM_EXTRA=32           # the most extra channels a reading keeps
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -43,17 +67,33 @@ now() { date +%s.%N; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 write_bytes() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
+# settled_kb PID: resident memory once it stops moving (two samples 250 ms apart within
+# 512 KiB; at most 5 s), so freed memory on its way back is not counted.
+settled_kb() {
+  local last cur i
+  last=$(rss_kb "$1")
+  for i in $(seq 1 20); do
+    sleep 0.25
+    cur=$(rss_kb "$1")
+    [ $((cur > last ? cur - last : last - cur)) -lt 512 ] && break
+    last=$cur
+  done
+  echo "$cur"
+}
+mb() { python3 -c "print(round($1/1024,1))"; }
 stat_json() { curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP/api/dashboard/stats/" | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
 
-# start_server DATA_DIR: starts biogestor with default commit interval, anonymous MQTT, an
+# start_server DATA_DIR: starts $BIN with default commit interval, anonymous MQTT, an
 # administrator (created before start when missing) and TOKEN set to its access token.
 start_server() {
   HTTP=$(free_port); MQTT=$(free_port)
   BIOGESTOR_STORAGE__DATA_DIR="$1" "$BIN" user add --username bench --password "$ADMIN_PASS" \
     --email bench@localhost --admin --config config.toml >/dev/null 2>&1 || true
   local t0; t0=$(now)
+  # The publishers are all anonymous, which the per-user connection cap counts as one user.
   BIOGESTOR_HTTP__BIND=127.0.0.1:$HTTP BIOGESTOR_MQTT__BIND=127.0.0.1:$MQTT \
   BIOGESTOR_STORAGE__DATA_DIR="$1" BIOGESTOR_MQTT__ALLOW_ANONYMOUS=true \
+  BIOGESTOR_MQTT__MAX_CONNECTIONS_PER_USER=$((PUBLISHERS + 8)) \
   BIOGESTOR_LOG__LEVEL=warn "$BIN" serve --config config.toml >>"$WORK/serve.log" 2>&1 &
   SERVER=$!; PIDS+=("$SERVER")
   until curl -fsS -o /dev/null "http://127.0.0.1:$HTTP/healthz" 2>/dev/null; do sleep 0.005; done
@@ -75,7 +115,8 @@ publishers() {
   done
   local fail=0
   for p in "${pids[@]}"; do wait "$p" || fail=1; done
-  [ "$fail" = 0 ] || { echo "bench: a publisher failed:"; cat "$3"/pub-*.out; exit 1; }
+  # To stderr: this runs inside $(...).
+  [ "$fail" = 0 ] || { { echo "bench: a publisher failed:"; cat "$3"/pub-*.out; } >&2; exit 1; }
   cat "$3"/pub-*.out | awk '/^published/ {s+=$2} END {print s}'
 }
 
@@ -98,6 +139,54 @@ load_run() {
   RUN_RATE=$(python3 -c "print(round($RUN_STORED/($td-$t0)))")
   RUN_DRAIN=$(python3 -c "print(round($td-$tp, 2))")
 }
+
+# memory_row LABEL BINARY: one row of the memory table, on a fresh copy of the seeded store.
+memory_row() {
+  local label=$1 dir idle logins pages reports peak page_info
+  dir=$(mktemp -d "$WORK/data-mem-XXXX")
+  cp -a "$WORK/data-mem-seed/." "$dir/"
+  local saved=$BIN
+  BIN=$2
+  start_server "$dir"
+  BIN=$saved
+  idle=$(settled_kb "$SERVER")
+  "$MEM" logins "$HTTP" bench "$ADMIN_PASS" "$MEM_LOGINS" 4 >/dev/null
+  logins=$(settled_kb "$SERVER")
+  page_info=$("$MEM" pages "$HTTP" "$TOKEN" "$MEM_PAGES" "$MEM_PAGE_LIMIT")
+  pages=$(settled_kb "$SERVER")
+  "$PROD" report "$HTTP" "$TOKEN" "$MEM_REPORTS" >/dev/null
+  reports=$(settled_kb "$SERVER")
+  peak=$(hwm_kb "$SERVER")
+  kill -TERM "$SERVER"; wait "$SERVER" || true
+  rm -rf "$dir"
+  MEM_PAGE_BYTES=$(sed -n 's/.*bytes_per_page=\([0-9]*\).*/\1/p' <<<"$page_info")
+  MEM_ROWS+="| $label | $(mb "$idle") | $(mb "$logins") | $(mb "$pages") | $(mb "$reports") | $(mb "$peak") |"$'\n'
+}
+
+memory_bursts() {
+  echo "== memory after bursts: $MEM_LOGINS logins, $MEM_PAGES pages of $MEM_PAGE_LIMIT readings ($MEM_EXTRA extra channels), $MEM_REPORTS reports"
+  "$PROD" seed "$WORK/data-mem-seed" $((2 * MEM_PAGE_LIMIT)) 2 "$MEM_EXTRA" >/dev/null
+  MEM_ROWS=""
+  memory_row "glibc ($GLIBC_BIN)" "$GLIBC_BIN"
+  memory_row "musl static ($MUSL_BIN)" "$MUSL_BIN"
+  rm -rf "$WORK/data-mem-seed"
+}
+
+print_memory_table() {
+  printf '\ncommand: %s (BENCH_MEM_LOGINS=%s BENCH_MEM_PAGES=%s BENCH_MEM_REPORTS=%s), %s cores\n' \
+    "$0" "$MEM_LOGINS" "$MEM_PAGES" "$MEM_REPORTS" "$(nproc)"
+  printf '| resident memory, MB | idle | after %s logins | after %s pages of %s readings (%s B each) | after %s reports | peak |\n' \
+    "$MEM_LOGINS" "$MEM_PAGES" "$MEM_PAGE_LIMIT" "${MEM_PAGE_BYTES:-?}" "$MEM_REPORTS"
+  printf '|---|---|---|---|---|---|\n'
+  printf '%s' "$MEM_ROWS"
+  printf '| goal | | ≤ idle + 40 | ≤ idle + 40 | ≤ idle + 40 | < 256 (MemoryMax) |\n'
+}
+
+if [ "${BENCH_ONLY:-}" = memory ]; then
+  memory_bursts
+  print_memory_table
+  exit 0
+fi
 
 echo "== biogestor: $PUBLISHERS publishers at QoS 1, stepping the offered load (${LOAD_SECONDS}s per step)"
 start_server "$WORK/data-load"
@@ -215,6 +304,8 @@ PAGES=$(pdfinfo "$WORK/data-report/reports/pdf/reporte_$RID.pdf" 2>/dev/null | a
 kill -TERM "$SERVER"; wait "$SERVER" || true
 rm -rf "$WORK/data-report"
 
+memory_bursts
+
 strip -o "$WORK/stripped" "$BIN"
 SIZE_MB=$(python3 -c "import os; print(round(os.path.getsize('$WORK/stripped')/1e6, 2))")
 
@@ -238,3 +329,4 @@ printf '| start → healthy (empty store) | %s ms | |\n' "$EMPTY_STARTUP_MS"
 printf '%s' "$PROD_ROWS"
 printf '| report/create, 120-day stage, %s readings (7 runs) | %s; files: %s PDF pages %s | ≤ 300 ms |\n' \
   "$REPORT_N" "$REPORT_T" "$REPORT_SIZES" "$PAGES"
+print_memory_table

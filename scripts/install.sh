@@ -219,7 +219,8 @@ else
     toml_set "$tmpconf" storage data_dir "\"$STATE_DIR\""
     toml_set "$tmpconf" mqtt allow_anonymous false
     toml_set "$tmpconf" mqtt.users "$SENSOR_USER" "\"$(random_token 24)\""
-    sed -i 's/^# Change this password before connecting real sensors\.$/# Random password generated for this unit at installation./' "$tmpconf"
+    sed -i -e 's/^# Change this password before connecting real sensors\.$/# Random password generated for this unit at installation./' \
+        -e '/^# This published example is never accepted/,/mqtt-passwords\.toml\.$/d' "$tmpconf"
     toml_set "$tmpconf" auth jwt_secret "\"$(random_token 48)\""
     toml_set "$tmpconf" auth metrics_token "\"$(random_token 32)\""
     if grep -q "$PLACEHOLDER" "$tmpconf"; then

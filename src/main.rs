@@ -100,12 +100,14 @@ fn backup(
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    // Before any other thread exists (see biogestor::memory).
+    let tuned = biogestor::memory::tune_allocator();
+    match run(Cli::parse(), tuned) {
         Ok(code) | Err(code) => code,
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
+fn run(cli: Cli, allocator_tuned: bool) -> Result<ExitCode, ExitCode> {
     match cli.command {
         Command::CheckConfig { config } => {
             let c = load(&config)?;
@@ -119,11 +121,20 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
                 c.raw.storage.data_dir.display(),
                 c.timezone
             );
+            for w in c.warnings() {
+                eprintln!("warning: {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { config } => {
             let c = load(&config)?;
             init_logging(&c.raw.log.level);
+            if !allocator_tuned {
+                tracing::warn!(
+                    "the C library refused the allocator settings; memory freed after large \
+                     requests may stay resident"
+                );
+            }
             let rt = runtime()?;
             match rt.block_on(biogestor::serve::run(
                 c,

@@ -17,6 +17,7 @@ use crate::auth::{Auth, AuthSetupError};
 use crate::broker::probe::MqttHealth;
 use crate::broker::{self, BrokerDeps, BrokerError};
 use crate::config::ValidConfig;
+use crate::config::placeholder::{self, PlaceholderError};
 use crate::http::{self, AppState};
 use crate::ingest::{Ingest, IngestDeps};
 use crate::live::LiveHub;
@@ -40,6 +41,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
+    #[error(transparent)]
+    Placeholder(#[from] PlaceholderError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -67,15 +70,13 @@ fn spawn_revocation_pruner(store: Store, stop: CancellationToken) {
 
 /// Runs the appliance until `stop` resolves.
 pub async fn run(
-    cfg: ValidConfig,
+    mut cfg: ValidConfig,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let started = Instant::now();
-    let cfg = Arc::new(cfg);
-    let raw = &cfg.raw;
     let store = Store::open(
-        &raw.storage.data_dir,
-        raw.storage.cache_size_mb,
+        &cfg.raw.storage.data_dir,
+        cfg.raw.storage.cache_size_mb,
         cfg.timezone,
     )?;
     if store.aggregates_outdated()? {
@@ -84,6 +85,11 @@ pub async fn run(
              rules; stop the service and run `biogestor reindex` to recompute them"
         );
     }
+    // Before the broker builds its accounts: a published password never reaches them on a
+    // bind other machines can connect to.
+    placeholder::replace_published(&mut cfg)?;
+    let cfg = Arc::new(cfg);
+    let raw = &cfg.raw;
     let auth = Auth::start(&store, &raw.storage.data_dir, &raw.auth)?;
     let shutdown = CancellationToken::new();
     spawn_revocation_pruner(store.clone(), shutdown.clone());

@@ -169,3 +169,152 @@ fn store_from_a_newer_release_is_refused() {
     let cfg = write_config(dir.path(), &base(free_port(), free_port(), &data));
     serve_fails(&cfg, dir.path(), &[], &["schema version 99", "newer"]);
 }
+
+/// Starts `serve` on the repository's own config.toml with `env` overrides; returns the child
+/// once /healthz answers (its output goes to `log`).
+fn serve_repo_config(
+    dir: &Path,
+    env: &[(&str, String)],
+    http: u16,
+    log: &Path,
+) -> std::process::Child {
+    let repo_config = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["serve", "--config", repo_config])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while common::http_get_status(http, "/healthz") != Some(200) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(std::time::Instant::now() < deadline, "not healthy");
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    child
+}
+
+fn stop(mut child: std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(child.wait().unwrap().success());
+}
+
+fn generated_password(data: &Path) -> String {
+    let text = std::fs::read_to_string(data.join("mqtt-passwords.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    table["sensor"].as_str().unwrap().to_string()
+}
+
+/// The repository's config.toml as shipped (broker on 0.0.0.0, `sensor` with the published
+/// password): `check-config` names the key and the fix, `serve` still starts, refuses the
+/// published password with CONNACK 4, and accepts the password it generated for this
+/// installation, logged once and the same after a restart. On loopback nothing changes.
+#[test]
+fn published_sensor_password_is_never_accepted_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (http, mqtt) = (free_port(), free_port());
+    let env = [
+        ("BIOGESTOR_HTTP__BIND", format!("127.0.0.1:{http}")),
+        ("BIOGESTOR_MQTT__BIND", format!("0.0.0.0:{mqtt}")),
+        ("BIOGESTOR_STORAGE__DATA_DIR", data.display().to_string()),
+    ];
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let repo_config = concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml");
+    let (status, out) = run_bin(
+        &["check-config", "--config", repo_config],
+        &env_refs,
+        dir.path(),
+    );
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("warning: mqtt.users.sensor")
+            && out.contains("mqtt-passwords.toml")
+            && out.contains("127.0.0.1"),
+        "{out}"
+    );
+
+    let log = dir.path().join("serve.log");
+    let child = serve_repo_config(dir.path(), &env, http, &log);
+    assert_eq!(
+        common::mqtt_connack(mqtt, "publicada", "sensor", "cambiar-esta-clave"),
+        Some(4),
+        "the published password must be refused"
+    );
+    let generated = generated_password(&data);
+    assert_eq!(generated.len(), 24);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("mqtt-passwords.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(
+        common::mqtt_connack(mqtt, "generada", "sensor", &generated),
+        Some(0)
+    );
+    stop(child);
+    let first_log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        first_log.matches(generated.as_str()).count(),
+        1,
+        "printed once when created: {first_log}"
+    );
+
+    let child = serve_repo_config(dir.path(), &env, http, &log);
+    assert_eq!(generated_password(&data), generated);
+    assert_eq!(
+        common::mqtt_connack(mqtt, "generada-2", "sensor", &generated),
+        Some(0)
+    );
+    assert_eq!(
+        common::mqtt_connack(mqtt, "publicada-2", "sensor", "cambiar-esta-clave"),
+        Some(4)
+    );
+    stop(child);
+    let second_log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        second_log.matches(generated.as_str()).count(),
+        1,
+        "not printed again: {second_log}"
+    );
+    assert!(second_log.contains("mqtt-passwords.toml"), "{second_log}");
+
+    // Loopback only: the published password keeps working and nothing is reported.
+    let loopback = [
+        ("BIOGESTOR_HTTP__BIND", format!("127.0.0.1:{http}")),
+        ("BIOGESTOR_MQTT__BIND", format!("127.0.0.1:{mqtt}")),
+        ("BIOGESTOR_STORAGE__DATA_DIR", data.display().to_string()),
+    ];
+    let refs: Vec<(&str, &str)> = loopback.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, out) = run_bin(
+        &["check-config", "--config", repo_config],
+        &refs,
+        dir.path(),
+    );
+    assert!(status.success() && !out.contains("warning"), "{out}");
+    let child = serve_repo_config(dir.path(), &loopback, http, &log);
+    assert_eq!(
+        common::mqtt_connack(mqtt, "local", "sensor", "cambiar-esta-clave"),
+        Some(0)
+    );
+    stop(child);
+}

@@ -1,7 +1,8 @@
 //! Password hashing (argon2id) for a Raspberry Pi: each hash takes ~19 MiB and a noticeable
 //! fraction of a second, so hashes run off the async executor and at most [`MAX_CONCURRENT`]
 //! at once; a login flood waits in line (and gives up after [`QUEUE_TIMEOUT`]) instead of
-//! exhausting memory or CPU.
+//! exhausting memory or CPU. The 19 MiB of each hash come from their own mapping and go back
+//! to the system afterwards (see [`crate::memory`]).
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;

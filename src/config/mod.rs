@@ -2,6 +2,7 @@
 //! validated once at start-up so that a bad value stops the service with a message naming it.
 
 mod env;
+pub mod placeholder;
 mod validate;
 
 use std::collections::BTreeMap;

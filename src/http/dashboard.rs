@@ -1,19 +1,26 @@
 //! `/api/dashboard/readings/` (raw pages and chart buckets) and `/api/dashboard/stats/`.
+//! Pages and bucket lists are written to the connection piece by piece (see
+//! [`super::stream`]), so their size does not decide the service's memory.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 
+use axum::Json;
+use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, blocking};
+use super::stream::{self, PIECE_BYTES, PieceError, Pieces};
 use crate::live::reading_object;
 use crate::sitetime::{parse_rfc3339, rfc3339, today};
-use crate::store::StoreError;
+use crate::store::{Bucket, ReadingsCursor, Store, StoreError, Walk};
 
 /// Most readings one page may hold.
 const MAX_LIMIT: usize = 10_000;
@@ -51,7 +58,7 @@ fn time_param(name: &str, value: &Option<String>, default: i64) -> Result<i64, A
 async fn readings(
     State(st): State<AppState>,
     q: Result<Query<ReadingsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = q?;
     let tz = st.store.timezone();
     let mut from = time_param("from", &q.from, i64::MIN)?;
@@ -85,22 +92,15 @@ async fn readings(
             )));
         }
         let buckets = blocking(move || store.buckets(q.stage, from, to, bucket_us)).await?;
-        let list: Vec<Value> = buckets
-            .into_iter()
-            .map(|b| {
-                let mut m = serde_json::Map::new();
-                m.insert("ts".into(), Value::from(rfc3339(tz, b.start_us)));
-                m.insert("count".into(), Value::from(b.count));
-                for c in b.channels {
-                    m.insert(
-                        c.name,
-                        json!({"min": c.stats.min, "avg": c.stats.mean(), "max": c.stats.max, "count": c.stats.count}),
-                    );
-                }
-                Value::Object(m)
-            })
-            .collect();
-        return Ok(Json(json!({ "bucket_s": bucket_s, "buckets": list })));
+        return stream::json(BucketPieces {
+            tz,
+            bucket_s,
+            buckets: buckets.into_iter(),
+            started: false,
+            any: false,
+            done: false,
+        })
+        .await;
     }
     let limit = q.limit.unwrap_or(1000);
     if limit == 0 || limit > MAX_LIMIT {
@@ -108,16 +108,130 @@ async fn readings(
             "`limit` debe estar entre 1 y {MAX_LIMIT}"
         )));
     }
-    let page = blocking(move || store.readings(q.stage, from, to, limit)).await?;
-    let readings: Vec<Value> = page
-        .readings
-        .iter()
-        .map(|r| Value::Object(reading_object(tz, r.stage, r.ts_us, &r.reading)))
-        .collect();
-    Ok(Json(json!({
-        "readings": readings,
-        "next": page.next_us.map(|us| us.to_string()),
-    })))
+    let stage = q.stage;
+    let cursor = {
+        let store = store.clone();
+        blocking(move || store.readings_cursor(stage, from, to)).await?
+    };
+    stream::json(ReadingPieces {
+        store,
+        tz,
+        cursor,
+        remaining: limit,
+        started: false,
+        any: false,
+        done: false,
+    })
+    .await
+}
+
+/// `{"readings": [...], "next": cursor}` written from short store walks, one piece each.
+struct ReadingPieces {
+    store: Store,
+    tz: Tz,
+    cursor: ReadingsCursor,
+    /// Readings the page may still hold.
+    remaining: usize,
+    started: bool,
+    /// Whether a reading was written (the next one needs a comma).
+    any: bool,
+    done: bool,
+}
+
+impl Pieces for ReadingPieces {
+    fn next_piece(&mut self) -> Result<Option<Vec<u8>>, PieceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut buf = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
+        if !self.started {
+            buf.extend_from_slice(b"{\"readings\":[");
+            self.started = true;
+        }
+        let (tz, remaining, any) = (self.tz, &mut self.remaining, &mut self.any);
+        let mut next_us = None;
+        let mut failed = None;
+        let walk = self.store.walk_readings(&mut self.cursor, |r| {
+            if *remaining == 0 {
+                next_us = Some(r.ts_us);
+                return ControlFlow::Break(());
+            }
+            if *any {
+                buf.push(b',');
+            }
+            *any = true;
+            *remaining -= 1;
+            let object = reading_object(tz, r.stage, r.ts_us, &r.reading);
+            if let Err(e) = serde_json::to_writer(&mut buf, &object) {
+                failed = Some(e);
+                return ControlFlow::Break(());
+            }
+            if buf.len() >= PIECE_BYTES {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        if walk == Walk::Exhausted || next_us.is_some() {
+            buf.extend_from_slice(b"],\"next\":");
+            serde_json::to_writer(&mut buf, &next_us.map(|us| us.to_string()))?;
+            buf.push(b'}');
+            self.done = true;
+        }
+        Ok(Some(buf))
+    }
+}
+
+/// `{"bucket_s": n, "buckets": [...]}` written from the computed buckets, one piece each.
+struct BucketPieces {
+    tz: Tz,
+    bucket_s: i64,
+    buckets: std::vec::IntoIter<Bucket>,
+    started: bool,
+    /// Whether a bucket was written (the next one needs a comma).
+    any: bool,
+    done: bool,
+}
+
+impl Pieces for BucketPieces {
+    fn next_piece(&mut self) -> Result<Option<Vec<u8>>, PieceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut buf = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
+        if !self.started {
+            let head = format!("{{\"bucket_s\":{},\"buckets\":[", self.bucket_s);
+            buf.extend_from_slice(head.as_bytes());
+            self.started = true;
+        }
+        for b in self.buckets.by_ref() {
+            if self.any {
+                buf.push(b',');
+            }
+            self.any = true;
+            let mut m = serde_json::Map::new();
+            m.insert("ts".into(), Value::from(rfc3339(self.tz, b.start_us)));
+            m.insert("count".into(), Value::from(b.count));
+            for c in b.channels {
+                m.insert(
+                    c.name,
+                    json!({"min": c.stats.min, "avg": c.stats.mean(), "max": c.stats.max, "count": c.stats.count}),
+                );
+            }
+            serde_json::to_writer(&mut buf, &m)?;
+            if buf.len() >= PIECE_BYTES {
+                break;
+            }
+        }
+        if self.buckets.len() == 0 {
+            buf.extend_from_slice(b"]}");
+            self.done = true;
+        }
+        Ok(Some(buf))
+    }
 }
 
 async fn stats(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {

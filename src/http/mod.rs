@@ -15,6 +15,7 @@ mod reset;
 mod sensors;
 mod sessions;
 mod stages;
+mod stream;
 mod users;
 mod ws;
 

@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-pub use queries::{Bucket, BucketStats, ReadingsPage, StoredReading};
+pub use queries::{Bucket, BucketStats, ReadingsCursor, ReadingsPage, StoredReading, Walk};
 use tables::{META, meta_key};
 
 /// Version of the table layout this build writes. A file with a higher number was written by a

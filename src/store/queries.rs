@@ -1,6 +1,7 @@
 //! Read-side queries: reading pages, chart buckets, daily aggregates and the stats counters.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
@@ -25,6 +26,24 @@ pub struct StoredReading {
 pub struct ReadingsPage {
     pub readings: Vec<StoredReading>,
     pub next_us: Option<i64>,
+}
+
+/// Where a walk through readings in time order stands: for each stage, the first timestamp not
+/// yet handed out. It lets one listing be read in several short transactions (see
+/// [`Store::walk_readings`]).
+#[derive(Debug, Clone)]
+pub struct ReadingsCursor {
+    positions: Vec<(u64, i64)>,
+    to_us: i64,
+}
+
+/// Why [`Store::walk_readings`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// The visitor asked to stop; readings may remain after the cursor.
+    Stopped,
+    /// No reading is left in the cursor's range.
+    Exhausted,
 }
 
 /// Statistics of one channel within a bucket.
@@ -65,6 +84,82 @@ impl Store {
         Ok(stages)
     }
 
+    /// A cursor at the first reading with `from_us <= ts < to_us`, of one stage or of all.
+    pub fn readings_cursor(
+        &self,
+        stage: Option<u64>,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<ReadingsCursor, StoreError> {
+        let stages = match stage {
+            Some(s) => vec![s],
+            None => {
+                let txn = self.db()?.begin_read()?;
+                self.reading_stages(&txn)?
+            }
+        };
+        let positions = if from_us < to_us {
+            stages.into_iter().map(|s| (s, from_us)).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(ReadingsCursor { positions, to_us })
+    }
+
+    /// Hands the readings after `cursor` to `visit` in time order (stage order within the same
+    /// microsecond), advancing the cursor past each one, until `visit` breaks or none are left.
+    /// Each call is one short read transaction, so a long listing can be read in pieces
+    /// without holding a transaction (and its pages) or the whole listing in memory.
+    pub fn walk_readings(
+        &self,
+        cursor: &mut ReadingsCursor,
+        mut visit: impl FnMut(StoredReading) -> ControlFlow<()>,
+    ) -> Result<Walk, StoreError> {
+        if cursor.positions.is_empty() {
+            return Ok(Walk::Exhausted);
+        }
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(READINGS)?;
+        let mut heads = Vec::with_capacity(cursor.positions.len());
+        for &(s, from) in &cursor.positions {
+            heads.push(t.range((s, from)..(s, cursor.to_us))?.peekable());
+        }
+        loop {
+            let mut first: Option<(i64, u64, usize)> = None;
+            for (i, head) in heads.iter_mut().enumerate() {
+                if let Some(Err(_)) = head.peek()
+                    && let Some(Err(e)) = head.next()
+                {
+                    return Err(e.into());
+                }
+                if let Some(Ok((k, _))) = head.peek() {
+                    let (s, ts) = k.value();
+                    if first.is_none_or(|(fts, fs, _)| (ts, s) < (fts, fs)) {
+                        first = Some((ts, s, i));
+                    }
+                }
+            }
+            let Some((ts_us, stage, i)) = first else {
+                cursor.positions.clear();
+                return Ok(Walk::Exhausted);
+            };
+            let Some((_, v)) = heads[i].next().transpose()? else {
+                continue;
+            };
+            let reading = decode_reading(v.value())?;
+            // ts < to_us <= i64::MAX, so this cannot overflow.
+            cursor.positions[i].1 = ts_us + 1;
+            let r = StoredReading {
+                stage,
+                ts_us,
+                reading,
+            };
+            if visit(r).is_break() {
+                return Ok(Walk::Stopped);
+            }
+        }
+    }
+
     /// Readings with `from_us <= ts < to_us`, of one stage or of all, oldest first, at most
     /// `limit`, with the start of the next page.
     pub fn readings(
@@ -74,31 +169,19 @@ impl Store {
         to_us: i64,
         limit: usize,
     ) -> Result<ReadingsPage, StoreError> {
-        let txn = self.db()?.begin_read()?;
-        let stages = match stage {
-            Some(s) => vec![s],
-            None => self.reading_stages(&txn)?,
-        };
-        let t = txn.open_table(READINGS)?;
-        let mut out = Vec::new();
-        for s in stages {
-            for row in t.range((s, from_us)..(s, to_us))?.take(limit + 1) {
-                let (k, v) = row?;
-                let (stage, ts_us) = k.value();
-                out.push(StoredReading {
-                    stage,
-                    ts_us,
-                    reading: decode_reading(v.value())?,
-                });
+        let mut cursor = self.readings_cursor(stage, from_us, to_us)?;
+        let mut readings = Vec::new();
+        let mut next_us = None;
+        self.walk_readings(&mut cursor, |r| {
+            if readings.len() == limit {
+                next_us = Some(r.ts_us);
+                ControlFlow::Break(())
+            } else {
+                readings.push(r);
+                ControlFlow::Continue(())
             }
-        }
-        out.sort_by_key(|r| (r.ts_us, r.stage));
-        let next_us = out.get(limit).map(|r| r.ts_us);
-        out.truncate(limit);
-        Ok(ReadingsPage {
-            readings: out,
-            next_us,
-        })
+        })?;
+        Ok(ReadingsPage { readings, next_us })
     }
 
     /// Per-bucket min/mean/max of every channel over `[from_us, to_us)`.
@@ -226,5 +309,116 @@ fn merge_value(slot: &mut Option<ChannelStats>, v: f64) {
     match slot {
         Some(s) => s.merge(&one(v)),
         None => *slot = Some(one(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::reading::Reading;
+    use crate::store::writer::{self, Incoming, WriterConfig};
+
+    /// Readings of stages 1 and 2 interleaved, some in the same microsecond.
+    fn store_with_two_stages(dir: &std::path::Path) -> (Store, Vec<(i64, u64)>) {
+        let store = Store::open(dir, 4, chrono_tz::UTC).expect("store");
+        let (w, join) = writer::spawn(
+            store.clone(),
+            WriterConfig {
+                commit_interval: Duration::from_millis(50),
+                max_batch: 1000,
+                meter: Default::default(),
+            },
+        )
+        .expect("writer");
+        let base = 1_700_000_000_000_000i64;
+        let mut expected = Vec::new();
+        for i in 0..50i64 {
+            for stage in [1u64, 2] {
+                if stage == 2 && i % 3 == 0 {
+                    continue;
+                }
+                let ts_us = base + i * 1000 + if stage == 2 && i % 2 == 0 { 500 } else { 0 };
+                let mut values = [None; CHANNELS];
+                values[Channel::Presion as usize] = Some(i as f64);
+                w.submit(Incoming {
+                    stage,
+                    ts_us,
+                    reading: Reading {
+                        values,
+                        extra: vec![],
+                        sensor_ts_ms: None,
+                        source: "Prueba".into(),
+                    },
+                })
+                .expect("submit");
+                expected.push((ts_us, stage));
+            }
+        }
+        w.flush().expect("flush");
+        drop(w);
+        join.join().expect("join");
+        expected.sort();
+        (store, expected)
+    }
+
+    #[test]
+    fn walks_merge_stages_in_time_order_and_resume_where_they_stopped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (store, expected) = store_with_two_stages(dir.path());
+        let keys = |rs: &[StoredReading]| rs.iter().map(|r| (r.ts_us, r.stage)).collect::<Vec<_>>();
+
+        let all = store
+            .readings(None, i64::MIN, i64::MAX, 10_000)
+            .expect("all");
+        assert_eq!(keys(&all.readings), expected);
+        assert_eq!(all.next_us, None);
+
+        // Three at a time, each call a new transaction: nothing lost or repeated.
+        let mut cursor = store
+            .readings_cursor(None, i64::MIN, i64::MAX)
+            .expect("cursor");
+        let mut walked = Vec::new();
+        loop {
+            let mut n = 0;
+            let walk = store
+                .walk_readings(&mut cursor, |r| {
+                    walked.push((r.ts_us, r.stage));
+                    n += 1;
+                    if n == 3 {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
+                .expect("walk");
+            if walk == Walk::Exhausted {
+                break;
+            }
+        }
+        assert_eq!(walked, expected);
+
+        let page = store.readings(None, i64::MIN, i64::MAX, 10).expect("page");
+        assert_eq!(keys(&page.readings), expected[..10]);
+        assert_eq!(page.next_us, Some(expected[10].0));
+        let one = store
+            .readings(Some(2), i64::MIN, i64::MAX, 10_000)
+            .expect("stage 2");
+        assert!(one.readings.iter().all(|r| r.stage == 2));
+        assert_eq!(
+            one.readings.len(),
+            expected.iter().filter(|(_, s)| *s == 2).count()
+        );
+        let mut empty = store
+            .readings_cursor(None, expected[5].0, expected[5].0)
+            .expect("empty range");
+        assert_eq!(
+            store
+                .walk_readings(&mut empty, |_| ControlFlow::Continue(()))
+                .expect("walk"),
+            Walk::Exhausted
+        );
+        store.close().expect("close");
     }
 }

@@ -600,3 +600,43 @@ pub fn run_bin_with_umask(
     );
     (out.status, text)
 }
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/<pid>/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS")
+}
+
+/// Sends one MQTT 3.1.1 CONNECT with `user`/`password` and returns the CONNACK return code
+/// (0 accepted, 4 bad user name or password, 5 not authorised), or None when the broker
+/// closes the connection without one.
+pub fn mqtt_connack(port: u16, client_id: &str, user: &str, password: &str) -> Option<u8> {
+    use std::io::{Read, Write};
+    fn field(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        out.extend_from_slice(s);
+    }
+    let mut body = Vec::new();
+    field(&mut body, b"MQTT");
+    body.push(4);
+    body.push(0xC2); // clean session, user name, password
+    body.extend_from_slice(&30u16.to_be_bytes());
+    field(&mut body, client_id.as_bytes());
+    field(&mut body, user.as_bytes());
+    field(&mut body, password.as_bytes());
+    assert!(body.len() < 128, "short CONNECT only");
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend_from_slice(&body);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(&packet).ok()?;
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).ok()?;
+    let _ = s.write_all(&[0xE0, 0x00]);
+    (ack[0] == 0x20).then_some(ack[3])
+}
