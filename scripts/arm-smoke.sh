@@ -125,7 +125,7 @@ serve_smoke() (
 
     # The first administrator, created by the binary under test with the service stopped.
     env BIOGESTOR_STORAGE__DATA_DIR="$tmp/data" "${runner[@]}" "$bin" user add --username smoke-admin \
-        --password "$SMOKE_ADMIN_PASSWORD" --email smoke@localhost --admin --config "$SMOKE_CONFIG" \
+        --password "$SMOKE_ADMIN_PASSWORD" --email smoke@biogestor.example --admin --config "$SMOKE_CONFIG" \
         >"$tmp/useradd.log" 2>&1 || { cat "$tmp/useradd.log" >&2; _fail "user add under emulation failed"; }
     smoke_log "[$label] user add: $(cat "$tmp/useradd.log")"
 

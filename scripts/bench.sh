@@ -88,7 +88,7 @@ stat_json() { curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTT
 start_server() {
   HTTP=$(free_port); MQTT=$(free_port)
   BIOGESTOR_STORAGE__DATA_DIR="$1" "$BIN" user add --username bench --password "$ADMIN_PASS" \
-    --email bench@localhost --admin --config config.toml >/dev/null 2>&1 || true
+    --email bench@biogestor.example --admin --config config.toml >/dev/null 2>&1 || true
   local t0; t0=$(now)
   # The publishers are all anonymous, which the per-user connection cap counts as one user.
   BIOGESTOR_HTTP__BIND=127.0.0.1:$HTTP BIOGESTOR_MQTT__BIND=127.0.0.1:$MQTT \
