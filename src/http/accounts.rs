@@ -4,26 +4,27 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, BAD_TOKEN, blocking};
+use super::routes::{Access, Route};
 use crate::auth::{TokenType, rules};
 use crate::store::users::{NewUser, Permission, User};
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/api/crear-usuario/", post(register))
-        .route("/api/iniciar-sesion/", post(login))
-        .route("/api/refrescar-token/", post(refresh))
-        .route("/api/cerrar-sesion/", post(logout))
-        .merge(super::users::router(state))
+/// Registration and sessions: open to everyone (they are how one gets a token).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/api/crear-usuario/", Access::Open, register),
+        Route::post("/api/iniciar-sesion/", Access::Open, login),
+        Route::post("/api/refrescar-token/", Access::Open, refresh),
+        Route::post("/api/cerrar-sesion/", Access::Open, logout),
+    ]
 }
 
 /// A user as the API shows it (never the password hash).

@@ -1,42 +1,53 @@
-//! Access control: every protected route group is wrapped with [`protect`], which requires a
-//! valid access token (`Authorization: Bearer`, or `?token=` for the WebSocket and report
-//! downloads, which browsers cannot send headers with), an existing approved account, and the
-//! group's permission. No token or a bad one → 401; a valid token without the permission →
-//! 403. The account is read on each request, so approvals and permission changes apply at once.
+//! Access control, attached by the router to every route from its [`RouteInfo`]: a valid
+//! access token (`Authorization: Bearer`, or `?token=` on the routes that allow it: the
+//! WebSocket and report downloads, which browsers cannot send headers with), an existing
+//! approved account, and the route's permission. No token or a bad one → 401; a valid token without the permission → 403. The
+//! account is read on each request, so approvals and permission changes apply at once.
 
-use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 
 use super::AppState;
 use super::error::{ApiError, BAD_TOKEN, NO_CREDENTIALS, blocking};
-use crate::auth::TokenType;
+use super::routes::{Access, RouteInfo};
+use crate::auth::{Claims, TokenType};
 use crate::store::users::{Permission, User};
 
 /// The authenticated account, available to handlers as `Extension<CurrentUser>`.
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub User);
 
-/// Paths where the token may travel in the query string.
-fn query_token_allowed(path: &str) -> bool {
-    path.starts_with("/ws/") || path.starts_with("/api/dashboard/report/download/")
+/// What a request's `Authorization` header holds.
+pub enum AuthHeader {
+    Absent,
+    Bearer(String),
+    /// Another scheme, or unreadable: the query string is then not consulted either.
+    Other,
 }
 
-fn token_of(req: &Request) -> Option<String> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION)
-        && let Ok(text) = value.to_str()
-    {
-        let mut parts = text.splitn(2, ' ');
-        if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            return Some(token.trim().to_string());
+/// Reads the `Authorization` header of `headers`.
+pub fn auth_header(headers: &HeaderMap) -> AuthHeader {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return AuthHeader::Absent;
+    };
+    match value.to_str().ok().and_then(|t| t.split_once(' ')) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            AuthHeader::Bearer(token.trim().to_string())
         }
-        return None;
+        _ => AuthHeader::Other,
     }
-    if query_token_allowed(req.uri().path()) {
+}
+
+fn token_of(req: &Request, in_query: bool) -> Option<String> {
+    match auth_header(req.headers()) {
+        AuthHeader::Bearer(token) => return Some(token),
+        AuthHeader::Absent => {}
+        AuthHeader::Other => return None,
+    }
+    if in_query {
         return req.uri().query().and_then(|q| {
             q.split('&')
                 .filter_map(|kv| kv.split_once('='))
@@ -47,8 +58,11 @@ fn token_of(req: &Request) -> Option<String> {
     None
 }
 
-/// Resolves a request's token to an approved account.
-pub async fn authenticate(st: &AppState, token: Option<String>) -> Result<User, ApiError> {
+/// Resolves a token to an approved account and the token's claims.
+pub async fn authenticate(
+    st: &AppState,
+    token: Option<String>,
+) -> Result<(User, Claims), ApiError> {
     let token = token.ok_or_else(|| ApiError::Unauthorized(NO_CREDENTIALS.into()))?;
     let claims = st
         .auth
@@ -56,17 +70,41 @@ pub async fn authenticate(st: &AppState, token: Option<String>) -> Result<User, 
         .verify(&token, TokenType::Access)
         .map_err(|_| ApiError::Unauthorized(BAD_TOKEN.into()))?;
     let store = st.store.clone();
-    let user = blocking(move || store.user(claims.sub)).await?;
+    let sub = claims.sub;
+    let user = blocking(move || store.user(sub)).await?;
     match user {
-        Some(u) if u.approved => Ok(u),
+        Some(u) if u.approved => Ok((u, claims)),
         _ => Err(ApiError::Unauthorized(BAD_TOKEN.into())),
     }
 }
 
-async fn check(st: AppState, need: Option<Permission>, mut req: Request, next: Next) -> Response {
-    let token = token_of(&req);
-    let user = match authenticate(&st, token).await {
-        Ok(u) => u,
+/// Compares secrets without an early exit that would reveal how much of them matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether `token` is the configured metrics token.
+pub fn is_metrics_token(st: &AppState, token: Option<&str>) -> bool {
+    let configured = &st.config.raw.auth.metrics_token;
+    !configured.is_empty()
+        && token.is_some_and(|t| constant_time_eq(configured.as_bytes(), t.as_bytes()))
+}
+
+async fn check(st: AppState, route: RouteInfo, mut req: Request, next: Next) -> Response {
+    let token = token_of(&req, route.token_in_query);
+    let need = match route.access {
+        Access::Open => None,
+        Access::User => None,
+        Access::Permission(p) => Some(p),
+        Access::MetricsScraper => {
+            if is_metrics_token(&st, token.as_deref()) {
+                return next.run(req).await;
+            }
+            Some(Permission::AprobarUsuarios)
+        }
+    };
+    let (user, _) = match authenticate(&st, token).await {
+        Ok(found) => found,
         Err(e) => return e.into_response(),
     };
     if let Some(p) = need
@@ -78,63 +116,28 @@ async fn check(st: AppState, need: Option<Permission>, mut req: Request, next: N
     next.run(req).await
 }
 
-fn forbidden(p: Permission) -> ApiError {
+/// The refusal of an account that lacks `p`.
+pub fn forbidden(p: Permission) -> ApiError {
     ApiError::Forbidden(format!(
         "No tienes permiso para realizar esta acción (requiere {}).",
         p.name()
     ))
 }
 
-/// Wraps every route of `routes` with the token check and, if given, the permission.
-pub fn protect(
-    routes: Router<AppState>,
+/// Puts `handler` behind the checks `route` requires (none for [`Access::Open`]).
+pub fn guard(
+    handler: MethodRouter<AppState>,
+    route: &RouteInfo,
     state: &AppState,
-    need: Option<Permission>,
-) -> Router<AppState> {
-    routes.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        move |State(st): State<AppState>, req: Request, next: Next| check(st, need, req, next),
-    ))
-}
-
-/// A permission a handler requires, as a type, so the requirement is part of its signature.
-pub trait Requirement: Send + Sync + 'static {
-    const PERMISSION: Permission;
-}
-
-macro_rules! requirement {
-    ($($name:ident),*) => {$(
-        #[doc = concat!("Requires the `", stringify!($name), "` permission.")]
-        pub struct $name;
-        impl Requirement for $name {
-            const PERMISSION: Permission = Permission::$name;
-        }
-    )*};
-}
-requirement!(
-    VerDashboard,
-    VerReportes,
-    GenerarReportes,
-    GestionarLlenados
-);
-
-/// The authenticated user, checked to hold `R`'s permission (403 otherwise). Needs the route
-/// to be behind [`protect`], which authenticates.
-pub struct Authorized<R: Requirement>(pub User, pub std::marker::PhantomData<R>);
-
-impl<S: Send + Sync, R: Requirement> axum::extract::FromRequestParts<S> for Authorized<R> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, ApiError> {
-        let Some(CurrentUser(user)) = parts.extensions.get::<CurrentUser>().cloned() else {
-            return Err(ApiError::Unauthorized(NO_CREDENTIALS.into()));
-        };
-        if !user.has(R::PERMISSION) {
-            return Err(forbidden(R::PERMISSION));
-        }
-        Ok(Authorized(user, std::marker::PhantomData))
+) -> MethodRouter<AppState> {
+    if route.access == Access::Open {
+        return handler;
     }
+    let route = route.clone();
+    handler.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        move |State(st): State<AppState>, req: Request, next: Next| {
+            check(st, route.clone(), req, next)
+        },
+    ))
 }

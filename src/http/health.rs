@@ -3,19 +3,20 @@
 
 use std::sync::atomic::Ordering;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
 use super::error::blocking;
+use super::routes::{Access, Route};
 use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+/// The health check's route, open to everyone.
+pub fn routes() -> Vec<Route> {
+    vec![Route::get("/healthz", Access::Open, healthz)]
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {

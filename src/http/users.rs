@@ -1,34 +1,38 @@
 //! The current user and the administration of accounts: approvals and permissions
 //! (`AprobarUsuarios`).
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::accounts::user_json;
 use super::error::{ApiError, blocking};
-use super::guard::{CurrentUser, protect};
+use super::extract::Path;
+use super::guard::CurrentUser;
+use super::routes::{Access, Route};
 use crate::store::users::{Permission, User};
 
 /// Permissions a user gets when approved without an explicit list.
 const DEFAULT_ON_APPROVAL: [Permission; 2] = [Permission::VerDashboard, Permission::VerReportes];
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let any_user = Router::new().route("/api/usuario/actual/", get(current));
-    let admin = Router::new()
-        .route("/api/usuarios/", get(approved_users))
-        .route("/api/usuarios/pendientes/", get(pending_users))
-        .route("/api/usuario/{id}/aprobar/", post(approve))
-        .route("/api/usuarios/{id}/ver-permisos/", get(permissions))
-        .route(
+/// The current user (any account) and the administration of accounts (`AprobarUsuarios`).
+pub fn routes() -> Vec<Route> {
+    let admin = Access::Permission(Permission::AprobarUsuarios);
+    vec![
+        Route::get("/api/usuario/actual/", Access::User, current),
+        Route::get("/api/usuarios/", admin, approved_users),
+        Route::get("/api/usuarios/pendientes/", admin, pending_users),
+        Route::post("/api/usuario/{id}/aprobar/", admin, approve),
+        Route::get("/api/usuarios/{id}/ver-permisos/", admin, permissions),
+        Route::post(
             "/api/usuarios/{id}/cambiar-permisos/",
-            post(change_permissions),
-        );
-    protect(any_user, state, None).merge(protect(admin, state, Some(Permission::AprobarUsuarios)))
+            admin,
+            change_permissions,
+        ),
+    ]
 }
 
 async fn current(Extension(CurrentUser(u)): Extension<CurrentUser>) -> Json<Value> {

@@ -6,21 +6,29 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
+use super::routes::{Access, Route};
+use crate::store::users::Permission;
 
 /// Longest a single send may block before the client is considered dead.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ws/mqtt/", get(upgrade))
+/// The live feed (`VerDashboard`; the token may travel as `?token=`).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get(
+            "/ws/mqtt/",
+            Access::Permission(Permission::VerDashboard),
+            upgrade,
+        )
+        .token_in_query(),
+    ]
 }
 
 async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
