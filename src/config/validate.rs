@@ -89,6 +89,32 @@ fn check_mqtt_user(user: &str, a: &crate::config::MqttAccount) -> Result<(), Con
     Ok(())
 }
 
+/// The connection limits of `[http]`.
+fn check_http(h: &crate::config::HttpConfig) -> Result<(), ConfigError> {
+    range(
+        "http.header_timeout_s",
+        h.header_timeout_s,
+        1,
+        300,
+        "seconds",
+    )?;
+    range("http.idle_timeout_s", h.idle_timeout_s, 1, 3600, "seconds")?;
+    range(
+        "http.max_connections",
+        h.max_connections,
+        8,
+        100_000,
+        "connections",
+    )?;
+    range(
+        "http.max_connections_per_address",
+        h.max_connections_per_address,
+        1,
+        h.max_connections,
+        "connections (at most http.max_connections)",
+    )
+}
+
 impl Config {
     /// Checks every key against what the appliance accepts.
     pub fn validate(self) -> Result<ValidConfig, ConfigError> {
@@ -171,6 +197,7 @@ impl Config {
             1 << 20,
             "messages",
         )?;
+        check_http(&self.http)?;
         if m.topics.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "mqtt.topics".into(),
@@ -381,6 +408,27 @@ mod tests {
             e.contains("storage.cache_size_mb") && e.contains("1 to 4096"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn http_limits_are_checked_against_each_other() {
+        let e = load(
+            "[http]\nmax_connections = 16\n[mqtt]\nallow_anonymous = true\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("http.max_connections_per_address") && e.contains("1 to 16"),
+            "{e}"
+        );
+        let e = load(BASE, &[("BIOGESTOR_HTTP__HEADER_TIMEOUT_S", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.header_timeout_s"), "{e}");
+        let c = load(BASE, &[("BIOGESTOR_HTTP__MAX_CONNECTIONS", "512")]).unwrap();
+        assert_eq!(c.raw.http.max_connections, 512);
+        assert_eq!(c.raw.http.header_timeout_s, 10);
     }
 
     #[test]

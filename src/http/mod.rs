@@ -1,5 +1,6 @@
 //! HTTP surface: REST API, WebSocket live feed, health and the bundled UI. The router is built
-//! apart from serving it so tests and the server share it.
+//! apart from serving it so tests and the server share it; [`server`] serves it with
+//! connection limits.
 
 mod accounts;
 pub mod admin;
@@ -13,6 +14,7 @@ mod production;
 mod reports;
 pub mod routes;
 mod sensors;
+pub mod server;
 mod stages;
 mod users;
 mod ws;
@@ -51,8 +53,8 @@ pub struct AppState {
     pub mqtt: Arc<crate::broker::admission::Gate>,
     /// Whether the broker completed a recent loopback CONNECT.
     pub mqtt_health: crate::broker::probe::MqttHealth,
-    /// Cancelled at shutdown so WebSocket tasks end (axum's graceful shutdown does not wait
-    /// for upgraded connections).
+    /// Cancelled at shutdown so WebSocket tasks end (the server's graceful shutdown does not
+    /// wait for upgraded connections).
     pub shutdown: CancellationToken,
 }
 

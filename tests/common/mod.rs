@@ -38,12 +38,17 @@ pub struct Options {
     pub max_fields: u64,
     pub allow_anonymous: bool,
     pub timezone: String,
+    /// Lines added to the `[http]` section.
+    pub http_toml: String,
     pub extra_toml: String,
     /// Create the administrator `admin` with `biogestor user add --admin` before the first
     /// start and log in as it. Without it the store starts empty (setup-code path).
     pub create_admin: bool,
     /// Where the store lives (default: `data` in the appliance's temporary folder).
     pub data_dir: Option<PathBuf>,
+    /// Start the service with this open-file limit (`ulimit -n`), as systemd would without
+    /// `LimitNOFILE`.
+    pub open_files: Option<u64>,
 }
 
 impl Default for Options {
@@ -54,9 +59,11 @@ impl Default for Options {
             max_fields: 64,
             allow_anonymous: false,
             timezone: "America/Bogota".into(),
+            http_toml: String::new(),
             extra_toml: String::new(),
             create_admin: true,
             data_dir: None,
+            open_files: None,
         }
     }
 }
@@ -71,6 +78,7 @@ pub struct Appliance {
     /// Access token of the administrator created before the first start.
     pub token: String,
     child: Option<Child>,
+    open_files: Option<u64>,
 }
 
 impl Appliance {
@@ -83,6 +91,7 @@ impl Appliance {
         let config = format!(
             r#"[http]
 bind = "127.0.0.1:{http_port}"
+{http_extra}
 [mqtt]
 bind = "127.0.0.1:{mqtt_port}"
 topics = ["Prueba", "sensores/#"]
@@ -108,6 +117,7 @@ timezone = "{tz}"
                 .display(),
             commit = opts.commit_interval_ms,
             tz = opts.timezone,
+            http_extra = opts.http_toml,
             extra = opts.extra_toml,
         );
         std::fs::write(&config_path, config).expect("write config");
@@ -143,6 +153,7 @@ timezone = "{tz}"
             config_path,
             token: String::new(),
             child: None,
+            open_files: opts.open_files,
         };
         app.restart();
         if opts.create_admin {
@@ -194,7 +205,16 @@ timezone = "{tz}"
             .append(true)
             .open(self.dir.path().join("serve.log"))
             .expect("log file");
-        let child = Command::new(BIN)
+        let mut command = match self.open_files {
+            // `exec` keeps the child's pid the service's own.
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(["serve", "--config"])
             .arg(&self.config_path)
             .env(
@@ -510,4 +530,40 @@ pub fn run_bin(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (ExitStatus, 
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status, text)
+}
+
+/// Open file descriptors of process `pid`.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A memory figure of process `pid` in KiB, from `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+pub fn memory_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Raises this test process's open-file limit to at least `n` (up to the hard limit), for
+/// tests that hold many client sockets.
+pub fn raise_open_files(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n as libc::rlim_t {
+            lim.rlim_cur = (n as libc::rlim_t).min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
