@@ -150,6 +150,10 @@ pub async fn run(
         mqtt: gate.clone(),
         mqtt_health: mqtt_health.clone(),
         shutdown: shutdown.clone(),
+        ws_slots: http::WsSlots::new(
+            raw.http.ws_max_clients as usize,
+            raw.http.ws_max_clients_per_user as usize,
+        ),
     };
     let app = http::router(state);
     let http_addr = http_listener.local_addr()?;

@@ -108,6 +108,12 @@ pub struct HttpConfig {
     pub max_connections: u64,
     /// Most HTTP connections from one client address.
     pub max_connections_per_address: u64,
+    /// Most live-feed WebSockets open at once.
+    pub ws_max_clients: u64,
+    /// Most live-feed WebSockets of one account.
+    pub ws_max_clients_per_user: u64,
+    /// Seconds between the live feed's checks that its token and permission still hold.
+    pub ws_recheck_s: u64,
 }
 
 impl Default for HttpConfig {
@@ -120,6 +126,9 @@ impl Default for HttpConfig {
             idle_timeout_s: 60,
             max_connections: 256,
             max_connections_per_address: 32,
+            ws_max_clients: 64,
+            ws_max_clients_per_user: 8,
+            ws_recheck_s: 30,
         }
     }
 }

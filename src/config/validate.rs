@@ -89,7 +89,7 @@ fn check_mqtt_user(user: &str, a: &crate::config::MqttAccount) -> Result<(), Con
     Ok(())
 }
 
-/// The connection limits of `[http]`.
+/// The connection and WebSocket limits of `[http]`.
 fn check_http(h: &crate::config::HttpConfig) -> Result<(), ConfigError> {
     range(
         "http.header_timeout_s",
@@ -112,7 +112,22 @@ fn check_http(h: &crate::config::HttpConfig) -> Result<(), ConfigError> {
         1,
         h.max_connections,
         "connections (at most http.max_connections)",
-    )
+    )?;
+    range(
+        "http.ws_max_clients",
+        h.ws_max_clients,
+        1,
+        h.max_connections,
+        "WebSockets (at most http.max_connections)",
+    )?;
+    range(
+        "http.ws_max_clients_per_user",
+        h.ws_max_clients_per_user,
+        1,
+        h.ws_max_clients,
+        "WebSockets (at most http.ws_max_clients)",
+    )?;
+    range("http.ws_recheck_s", h.ws_recheck_s, 1, 30, "seconds")
 }
 
 impl Config {
@@ -420,6 +435,13 @@ mod tests {
         .to_string();
         assert!(
             e.contains("http.max_connections_per_address") && e.contains("1 to 16"),
+            "{e}"
+        );
+        let e = load(BASE, &[("BIOGESTOR_HTTP__WS_RECHECK_S", "60")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http.ws_recheck_s") && e.contains("1 to 30"),
             "{e}"
         );
         let e = load(BASE, &[("BIOGESTOR_HTTP__HEADER_TIMEOUT_S", "0")])

@@ -36,6 +36,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("too many attempts")]
     TooManyRequests { retry_after_s: u64 },
+    /// A cap on open connections of some kind was reached; the message says which.
+    #[error("{0}")]
+    TooMany(String),
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -165,6 +168,7 @@ impl IntoResponse for ApiError {
                 }
                 return resp;
             }
+            ApiError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, json!({ "detail": m })),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "detail": m })),
             ApiError::WriteFailed(m) => {
                 tracing::error!(error = %m, "write failed");

@@ -20,6 +20,11 @@ use crate::store::users::{Permission, User};
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub User);
 
+/// The verified claims of the request's access token, available as `Extension<AccessClaims>`
+/// (the live feed needs to know when its token expires).
+#[derive(Clone, Debug)]
+pub struct AccessClaims(pub Claims);
+
 /// What a request's `Authorization` header holds.
 pub enum AuthHeader {
     Absent,
@@ -103,7 +108,7 @@ async fn check(st: AppState, route: RouteInfo, mut req: Request, next: Next) -> 
             Some(Permission::AprobarUsuarios)
         }
     };
-    let (user, _) = match authenticate(&st, token).await {
+    let (user, claims) = match authenticate(&st, token).await {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -113,6 +118,7 @@ async fn check(st: AppState, route: RouteInfo, mut req: Request, next: Next) -> 
         return forbidden(p).into_response();
     }
     req.extensions_mut().insert(CurrentUser(user));
+    req.extensions_mut().insert(AccessClaims(claims));
     next.run(req).await
 }
 

@@ -37,6 +37,7 @@ use crate::store::Store;
 
 pub use reports::ReportSlots;
 pub use routes::{Access, RouteInfo};
+pub use ws::WsSlots;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -56,6 +57,8 @@ pub struct AppState {
     /// Cancelled at shutdown so WebSocket tasks end (the server's graceful shutdown does not
     /// wait for upgraded connections).
     pub shutdown: CancellationToken,
+    /// Open live-feed WebSockets, in all and per account.
+    pub ws_slots: WsSlots,
 }
 
 /// Every route of the API with its handler, from each resource's own table.
