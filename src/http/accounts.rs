@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -25,6 +25,13 @@ pub fn routes() -> Vec<Route> {
         Route::post("/api/refrescar-token/", Access::Open, refresh),
         Route::post("/api/cerrar-sesion/", Access::Open, logout),
     ]
+}
+
+/// A response carrying tokens: never stored by the browser or a proxy.
+type WithTokens = ([(HeaderName, &'static str); 1], Json<Value>);
+
+fn with_tokens(body: Value) -> WithTokens {
+    ([(header::CACHE_CONTROL, "no-store")], Json(body))
 }
 
 /// A user as the API shows it (never the password hash).
@@ -268,7 +275,7 @@ async fn login(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     b: Result<Json<LoginBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<WithTokens, ApiError> {
     let Json(b) = b?;
     let mut attempt = Attempt::charge(&st, b.username.trim().to_lowercase(), addr.ip())?;
     let store = st.store.clone();
@@ -293,7 +300,7 @@ async fn login(
         ));
     }
     let (access, refresh) = token_pair(&st, user.id)?;
-    Ok(Json(
+    Ok(with_tokens(
         json!({ "access": access, "refresh": refresh, "user": user_json(&user) }),
     ))
 }
@@ -346,7 +353,7 @@ fn refresh_claims(
 async fn refresh(
     State(st): State<AppState>,
     b: Result<Json<RefreshBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<WithTokens, ApiError> {
     let claims = refresh_claims(&st, b)?;
     let store = st.store.clone();
     let (jti, exp, sub) = (claims.jti.clone(), claims.exp, claims.sub);
@@ -358,7 +365,7 @@ async fn refresh(
         _ => return Err(ApiError::Unauthorized(BAD_TOKEN.into())),
     };
     let (access, refresh) = token_pair(&st, user.id)?;
-    Ok(Json(json!({ "access": access, "refresh": refresh })))
+    Ok(with_tokens(json!({ "access": access, "refresh": refresh })))
 }
 
 async fn logout(

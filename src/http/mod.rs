@@ -9,6 +9,7 @@ mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod guard;
+mod headers;
 mod health;
 mod production;
 mod reports;
@@ -107,5 +108,5 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new())
         .with_state(state);
-    admin::observe(app)
+    headers::secure(admin::observe(app))
 }
