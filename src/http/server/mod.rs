@@ -126,6 +126,7 @@ pub async fn serve(
         last: None,
         since: 0,
     };
+    let mut accept_warned: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -134,7 +135,12 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    // Out of descriptors (or memory) persists: log it now and then, not at
+                    // every retry.
+                    if accept_warned.is_none_or(|t: Instant| t.elapsed() >= RefusalLog::EVERY) {
+                        tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                        accept_warned = Some(Instant::now());
+                    }
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
