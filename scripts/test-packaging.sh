@@ -100,7 +100,8 @@ for d in "Type=notify" "NotifyAccess=main" "WatchdogSec=30" \
     "ProtectControlGroups=yes" "ProtectClock=yes" "ProtectHostname=yes" \
     "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX" "RestrictNamespaces=yes" "LockPersonality=yes" \
     "MemoryDenyWriteExecute=yes" "RestrictRealtime=yes" "SystemCallFilter=@system-service" \
-    "SystemCallArchitectures=native" "CapabilityBoundingSet=" "Restart=on-failure" "TimeoutStopSec=30"; do
+    "SystemCallArchitectures=native" "CapabilityBoundingSet=" "Restart=on-failure" "TimeoutStopSec=30" \
+    "LimitNOFILE=8192"; do
     unit_has "$d" || missing+=("$d")
 done
 check "unit carries the required directives${missing[*]:+ (missing: ${missing[*]})}" test ${#missing[@]} -eq 0

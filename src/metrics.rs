@@ -43,6 +43,13 @@ pub struct RefusalLabels {
     pub reason: &'static str,
 }
 
+/// Label of the HTTP connection refusal counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpRefusalLabels {
+    /// The cap that was reached (`max_connections`, `max_connections_per_address`).
+    pub reason: &'static str,
+}
+
 /// Every metric the appliance updates as it works.
 #[derive(Debug)]
 pub struct Metrics {
@@ -56,6 +63,7 @@ pub struct Metrics {
     report_seconds: Histogram,
     http_requests: Family<HttpLabels, Counter>,
     mqtt_refused: Family<RefusalLabels, Counter>,
+    http_refused: Family<HttpRefusalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -77,6 +85,7 @@ impl Default for Metrics {
             ]),
             http_requests: Family::default(),
             mqtt_refused: Family::default(),
+            http_refused: Family::default(),
         }
     }
 }
@@ -151,6 +160,14 @@ pub fn http_request(route: &str, method: &axum::http::Method, status: u16) {
             method,
             status,
         })
+        .inc();
+}
+
+/// One HTTP connection refused because the cap named by `reason` was reached.
+pub fn http_refused(reason: &'static str) {
+    METRICS
+        .http_refused
+        .get_or_create(&HttpRefusalLabels { reason })
         .inc();
 }
 
@@ -239,6 +256,11 @@ pub fn render(s: &Scrape<'_>) -> Result<String, std::fmt::Error> {
         m.http_requests.clone(),
     );
     r.register(
+        "biogestor_http_connections_refused",
+        "HTTP connections closed on arrival because a connection cap was reached, by cap",
+        m.http_refused.clone(),
+    );
+    r.register(
         "biogestor_websocket_clients",
         "Connected live-feed WebSocket clients",
         ConstGauge::new(s.ws_clients as i64),
@@ -283,6 +305,7 @@ mod tests {
         committed(3, Duration::from_millis(4));
         observe_report_seconds(0.3);
         http_request("/healthz", &axum::http::Method::GET, 200);
+        http_refused("max_connections_per_address");
         let text = render(&Scrape {
             store_file: Path::new("/nonexistent"),
             ws_clients: 2,
@@ -296,6 +319,7 @@ mod tests {
             "biogestor_commit_batch_readings_bucket{le=\"10\"} 1",
             "biogestor_report_generation_seconds_count",
             "biogestor_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}",
+            "biogestor_http_connections_refused_total{reason=\"max_connections_per_address\"} 1",
             "biogestor_websocket_clients 2",
             "biogestor_uptime_seconds 5",
         ] {

@@ -156,14 +156,19 @@ pub async fn run(
         mqtt: gate.clone(),
         mqtt_health: mqtt_health.clone(),
         shutdown: shutdown.clone(),
+        ws_slots: http::WsSlots::new(
+            raw.http.ws_max_clients as usize,
+            raw.http.ws_max_clients_per_user as usize,
+        ),
     };
     let app = http::router(state);
     let http_addr = http_listener.local_addr()?;
 
     let signal = shutdown.clone();
     let closing_gate = gate.clone();
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(http_listener, app).with_graceful_shutdown(async move {
+    http::server::check_descriptor_budget(&raw.http, raw.mqtt.max_connections);
+    let limits = http::server::Limits::from_config(&raw.http);
+    let server = http::server::serve(http_listener, app, limits, async move {
         stop.await;
         watchdog::notify_stopping();
         tracing::info!("shutting down: stopping intake and committing pending readings");
@@ -172,7 +177,7 @@ pub async fn run(
         closing_gate.closing.store(true, Ordering::SeqCst);
         signal.cancel();
     });
-    let server = tokio::spawn(server.into_future());
+    let server = tokio::spawn(server);
 
     // Ready means answering: the store is open and the broker listens already.
     if watchdog::wait_http(http_addr, &shutdown).await {

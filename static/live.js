@@ -1,9 +1,13 @@
 // The live feed: one WebSocket to /ws/mqtt/ with the access token, reconnected with growing
 // pauses (1 s doubling to 30 s, with jitter) when the appliance restarts or the network drops.
+// The appliance closes a feed whose token expired with code 4401: it reconnects at once with
+// the session's current (already refreshed) token.
 
 import { accessToken, ensureFresh } from './api.js?v=__V__';
 
 const MAX_WAIT_MS = 30_000;
+/** Close code of a feed whose token expired or is no longer valid. */
+const TOKEN_EXPIRED = 4401;
 
 /**
  * `onMessage(msg)` gets each parsed message; `onState(state, info)` gets 'connecting', 'open',
@@ -41,10 +45,11 @@ export function liveFeed({ onMessage, onState }) {
       }
       onMessage(msg);
     };
-    sock.onclose = () => {
+    sock.onclose = (ev) => {
       if (ws !== sock || stopped) return;
       ws = null;
-      const wait = Math.min(MAX_WAIT_MS, 1000 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+      const backoff = Math.min(MAX_WAIT_MS, 1000 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+      const wait = ev.code === TOKEN_EXPIRED ? 0 : backoff;
       attempt = Math.min(attempt + 1, 6);
       onState('closed', { retryAt: Date.now() + wait });
       timer = setTimeout(connect, wait);

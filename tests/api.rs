@@ -141,7 +141,11 @@ async fn stats_health_and_ui() {
     let (status, health) = get(&app, "/healthz").await;
     assert_eq!(status, 200);
     assert_eq!(health["status"], json!("ok"));
-    assert_eq!(health["version"], json!(env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        health["version"],
+        json!(env!("CARGO_PKG_VERSION")),
+        "details with a token"
+    );
     let resp = reqwest::get(app.url("/")).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(
@@ -191,4 +195,114 @@ async fn a_stalled_websocket_client_slows_nobody() {
         Some(200)
     );
     drop(stalled);
+}
+
+/// `name` of `resp`'s headers, or "".
+fn header(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_details_need_a_token() {
+    let app = Appliance::start(Options::default());
+    let anonymous = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(anonymous.status(), 200);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ok"}), "only whether it is healthy");
+    let forged = common::accounts::http()
+        .get(app.url("/healthz"))
+        .bearer_auth("no.es-un.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 200);
+    assert_eq!(
+        forged.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    let (status, details) = get(&app, "/healthz").await;
+    assert_eq!(status, 200);
+    for key in [
+        "store",
+        "writer",
+        "mqtt",
+        "version",
+        "uptime_s",
+        "clock_ok",
+        "ws_clients",
+        "site",
+        "setup_pending",
+    ] {
+        assert!(details.get(key).is_some(), "{key} for a token: {details}");
+    }
+    assert_eq!(details["site"]["name"], json!("Biodigestor"));
+    assert_eq!(details["setup_pending"], json!(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_security_headers_and_tokens_are_never_cached() {
+    let app = Appliance::start(Options::default());
+    let ui = reqwest::get(app.url("/")).await.unwrap();
+    let csp = header(&ui, "content-security-policy");
+    for part in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ] {
+        assert!(csp.contains(part), "{part} in {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(header(&ui, "x-frame-options"), "DENY");
+    assert_eq!(header(&ui, "referrer-policy"), "no-referrer");
+    assert_eq!(header(&ui, "x-content-type-options"), "nosniff");
+    // The page needs nothing the policy forbids: no inline script, style or handler.
+    let html = ui.text().await.unwrap();
+    assert_eq!(
+        html.matches("<script").count(),
+        html.matches("<script type=\"module\" src=\"/").count(),
+        "only external scripts: {html}"
+    );
+    assert!(
+        !html.contains("<style") && !html.contains(" style="),
+        "{html}"
+    );
+    assert!(
+        !html.contains(" onclick=") && !html.contains(" onload="),
+        "{html}"
+    );
+
+    let api = app
+        .client()
+        .get(app.url("/api/dashboard/stats/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    assert!(header(&api, "content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header(&api, "referrer-policy"), "no-referrer");
+    assert_eq!(header(&api, "x-content-type-options"), "nosniff");
+
+    let login = common::accounts::http()
+        .post(app.url("/api/iniciar-sesion/"))
+        .json(&json!({"username": common::ADMIN_USER, "password": common::ADMIN_PASS}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    assert_eq!(header(&login, "cache-control"), "no-store");
+    let pair: Value = login.json().await.unwrap();
+    let refreshed = common::accounts::http()
+        .post(app.url("/api/refrescar-token/"))
+        .json(&json!({"refresh": pair["refresh"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    assert_eq!(header(&refreshed, "cache-control"), "no-store");
 }

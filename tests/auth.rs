@@ -681,6 +681,27 @@ async fn malformed_requests_get_json_errors() {
     );
     assert_eq!(permissions_of(&app, admin).await, json!(ALL_PERMISSIONS));
     assert_eq!(permissions_of(&app, waiting).await, json!([]));
+
+    // Malformed path ids and query strings, and a method a route does not have: the same
+    // JSON errors as everything else.
+    let token = Some(app.token.as_str());
+    for (method, path) in [
+        ("GET", "/api/usuarios/abc/ver-permisos/"),
+        ("POST", "/api/usuario/-1/aprobar/"),
+        ("GET", "/api/dashboard/fillings/1x/"),
+        ("GET", "/api/dashboard/production/99999999999999999999999/"),
+        ("POST", "/api/dashboard/report/regenerate/uno/"),
+        ("GET", "/api/dashboard/readings/?limit=muchos"),
+        ("GET", "/api/dashboard/readings/?stage=-3"),
+    ] {
+        let (status, body) = call(&app, method, path, token, None).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        assert_detail(&body, &format!("{method} {path}"));
+    }
+    let (status, body) = call(&app, "DELETE", "/api/dashboard/fillings/", token, None).await;
+    assert_eq!(status, 405, "{body}");
+    assert_detail(&body, "DELETE on a route without it");
+    assert_eq!(permissions_of(&app, waiting).await, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

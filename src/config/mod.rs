@@ -92,13 +92,29 @@ fn merge_default_materials(table: &mut toml::Table) -> Result<(), String> {
     Ok(())
 }
 
-/// `[http]`: where the API, WebSocket and UI listen.
+/// `[http]`: where the API, WebSocket and UI listen, and the limits that keep one client from
+/// taking every connection, descriptor or byte of memory.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub bind: String,
     pub max_body_bytes: u64,
     pub ws_buffer: u64,
+    /// Seconds a client has to send a request's header (also how long a kept-alive
+    /// connection may wait for its next request).
+    pub header_timeout_s: u64,
+    /// Seconds a request body or a response may stall before the connection is closed.
+    pub idle_timeout_s: u64,
+    /// Most HTTP connections (WebSockets included) open at once.
+    pub max_connections: u64,
+    /// Most HTTP connections from one client address.
+    pub max_connections_per_address: u64,
+    /// Most live-feed WebSockets open at once.
+    pub ws_max_clients: u64,
+    /// Most live-feed WebSockets of one account.
+    pub ws_max_clients_per_user: u64,
+    /// Seconds between the live feed's checks that its token, session and permission still hold.
+    pub ws_recheck_s: u64,
 }
 
 impl Default for HttpConfig {
@@ -107,6 +123,13 @@ impl Default for HttpConfig {
             bind: "0.0.0.0:8080".into(),
             max_body_bytes: 64 * 1024,
             ws_buffer: 4096,
+            header_timeout_s: 10,
+            idle_timeout_s: 60,
+            max_connections: 256,
+            max_connections_per_address: 32,
+            ws_max_clients: 64,
+            ws_max_clients_per_user: 8,
+            ws_recheck_s: 15,
         }
     }
 }

@@ -97,6 +97,47 @@ fn check_mqtt_user(user: &str, a: &crate::config::MqttAccount) -> Result<(), Con
     Ok(())
 }
 
+/// The connection and WebSocket limits of `[http]`.
+fn check_http(h: &crate::config::HttpConfig) -> Result<(), ConfigError> {
+    range(
+        "http.header_timeout_s",
+        h.header_timeout_s,
+        1,
+        300,
+        "seconds",
+    )?;
+    range("http.idle_timeout_s", h.idle_timeout_s, 1, 3600, "seconds")?;
+    range(
+        "http.max_connections",
+        h.max_connections,
+        8,
+        100_000,
+        "connections",
+    )?;
+    range(
+        "http.max_connections_per_address",
+        h.max_connections_per_address,
+        1,
+        h.max_connections,
+        "connections (at most http.max_connections)",
+    )?;
+    range(
+        "http.ws_max_clients",
+        h.ws_max_clients,
+        1,
+        h.max_connections,
+        "WebSockets (at most http.max_connections)",
+    )?;
+    range(
+        "http.ws_max_clients_per_user",
+        h.ws_max_clients_per_user,
+        1,
+        h.ws_max_clients,
+        "WebSockets (at most http.ws_max_clients)",
+    )?;
+    range("http.ws_recheck_s", h.ws_recheck_s, 1, 30, "seconds")
+}
+
 impl Config {
     /// Checks every key against what the appliance accepts.
     pub fn validate(self) -> Result<ValidConfig, ConfigError> {
@@ -189,6 +230,7 @@ impl Config {
             1 << 20,
             "messages",
         )?;
+        check_http(&self.http)?;
         if m.topics.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "mqtt.topics".into(),
@@ -433,6 +475,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.meter_rules().max_gas_flow_m3_h, 10.0);
+    }
+
+    #[test]
+    fn http_limits_are_checked_against_each_other() {
+        let e = load(
+            "[http]\nmax_connections = 16\n[mqtt]\nallow_anonymous = true\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("http.max_connections_per_address") && e.contains("1 to 16"),
+            "{e}"
+        );
+        let e = load(BASE, &[("BIOGESTOR_HTTP__WS_RECHECK_S", "60")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http.ws_recheck_s") && e.contains("1 to 30"),
+            "{e}"
+        );
+        let e = load(BASE, &[("BIOGESTOR_HTTP__HEADER_TIMEOUT_S", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.header_timeout_s"), "{e}");
+        let c = load(BASE, &[("BIOGESTOR_HTTP__MAX_CONNECTIONS", "512")]).unwrap();
+        assert_eq!(c.raw.http.max_connections, 512);
+        assert_eq!(c.raw.http.header_timeout_s, 10);
     }
 
     #[test]

@@ -11,15 +11,15 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::http::{HeaderName, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, blocking};
+use super::routes::{Access, Route};
 use crate::auth::fields::{self, NAME_MAX, SETUP_CODE_MAX, USERNAME_RULE};
 use crate::auth::registrations::Refusal;
 use crate::auth::rules;
@@ -27,11 +27,17 @@ use crate::auth::throttle::address_key;
 use crate::logsafe::Clean;
 use crate::store::users::{NewUser, Permission, User};
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/api/crear-usuario/", post(register))
-        .merge(super::sessions::router(state))
-        .merge(super::users::router(state))
+/// Registration: open to everyone (it is how one gets an account).
+pub fn routes() -> Vec<Route> {
+    vec![Route::post("/api/crear-usuario/", Access::Open, register)]
+}
+
+/// A response carrying tokens: never stored by the browser or a proxy.
+pub type WithTokens = ([(HeaderName, &'static str); 1], Json<Value>);
+
+/// `body` sent with `Cache-Control: no-store`.
+pub fn with_tokens(body: Value) -> WithTokens {
+    ([(header::CACHE_CONTROL, "no-store")], Json(body))
 }
 
 /// A user as the API shows it (never the password hash).

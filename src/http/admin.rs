@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Extension, Router};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
@@ -25,8 +24,9 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use super::AppState;
-use super::error::{ApiError, NO_CREDENTIALS, blocking};
-use super::guard::{CurrentUser, authenticate, bearer, protect};
+use super::error::{ApiError, blocking};
+use super::guard::CurrentUser;
+use super::routes::{Access, Route};
 use crate::backup::{self, BACKUP_DIR, BackupError};
 use crate::logsafe::Clean;
 use crate::metrics;
@@ -36,22 +36,17 @@ use crate::store::users::Permission;
 const UNMATCHED: &str = "unmatched";
 
 /// The operations routes, each with its own access rule.
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn routes() -> Vec<Route> {
     // One snapshot at a time: each needs as much free disk as the live data.
     let busy = Arc::new(Semaphore::new(1));
-    let backup_route = Router::new().route(
-        "/api/admin/backup",
-        get(move |st: State<AppState>, user: Extension<CurrentUser>| {
-            backup(st, user, busy.clone())
-        }),
-    );
-    Router::new()
-        .merge(protect(
-            backup_route,
-            state,
-            Some(Permission::AprobarUsuarios),
-        ))
-        .route("/metrics", get(metrics_handler))
+    vec![
+        Route::get(
+            "/api/admin/backup",
+            Access::Permission(Permission::AprobarUsuarios),
+            move |st: State<AppState>, user: Extension<CurrentUser>| backup(st, user, busy.clone()),
+        ),
+        Route::get("/metrics", Access::MetricsScraper, metrics_handler),
+    ]
 }
 
 /// Adds request counting and request spans to the complete router. Both run after routing, so
@@ -162,34 +157,7 @@ async fn backup(
     Ok(resp)
 }
 
-/// The Bearer token of a request, if any.
-/// Compares secrets without an early exit that would reveal how much of them matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Accepts the configured metrics token or an administrator's access token.
-async fn authorize_metrics(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = bearer(headers).ok_or_else(|| ApiError::Unauthorized(NO_CREDENTIALS.into()))?;
-    let configured = &st.config.raw.auth.metrics_token;
-    if !configured.is_empty() && constant_time_eq(configured.as_bytes(), token.as_bytes()) {
-        return Ok(());
-    }
-    let user = authenticate(st, Some(token)).await?;
-    if !user.has(Permission::AprobarUsuarios) {
-        return Err(ApiError::Forbidden(format!(
-            "No tienes permiso para realizar esta acción (requiere {}).",
-            Permission::AprobarUsuarios.name()
-        )));
-    }
-    Ok(())
-}
-
-async fn metrics_handler(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize_metrics(&st, &headers).await?;
+async fn metrics_handler(State(st): State<AppState>) -> Result<Response, ApiError> {
     let counters = st.store.counters();
     let body = metrics::render(&metrics::Scrape {
         store_file: st.store.path(),

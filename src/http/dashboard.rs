@@ -6,20 +6,20 @@ use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, blocking};
+use super::extract::Query;
+use super::routes::{Access, Route};
 use super::stream::{self, PIECE_BYTES, PieceError, Pieces};
 use crate::live::reading_object;
 use crate::sitetime::{parse_rfc3339, rfc3339, today};
+use crate::store::users::Permission;
 use crate::store::{Bucket, ReadingsCursor, Store, StoreError, Walk};
 
 /// Most readings one page may hold.
@@ -27,10 +27,13 @@ const MAX_LIMIT: usize = 10_000;
 /// Most buckets one chart request may ask for.
 const MAX_BUCKETS: i64 = 10_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/dashboard/readings/", get(readings))
-        .route("/api/dashboard/stats/", get(stats))
+/// Readings and counters (`VerDashboard`).
+pub fn routes() -> Vec<Route> {
+    let see = Access::Permission(Permission::VerDashboard);
+    vec![
+        Route::get("/api/dashboard/readings/", see, readings),
+        Route::get("/api/dashboard/stats/", see, stats),
+    ]
 }
 
 /// Query of the readings endpoint; times are RFC 3339.
@@ -57,9 +60,8 @@ fn time_param(name: &str, value: &Option<String>, default: i64) -> Result<i64, A
 
 async fn readings(
     State(st): State<AppState>,
-    q: Result<Query<ReadingsQuery>, QueryRejection>,
+    Query(q): Query<ReadingsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q?;
     let tz = st.store.timezone();
     let mut from = time_param("from", &q.from, i64::MIN)?;
     let to = time_param("to", &q.to, i64::MAX)?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -32,6 +32,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body too large")]
     TooLarge,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("too many attempts")]
     TooManyRequests { retry_after_s: u64 },
     /// A limit other than failed attempts (registrations, accounts waiting): its own
@@ -41,6 +43,9 @@ pub enum ApiError {
         detail: String,
         retry_after_s: Option<u64>,
     },
+    /// A cap on open connections of some kind was reached; the message says which.
+    #[error("{0}")]
+    TooMany(String),
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -75,6 +80,22 @@ impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::BadRequest(format!("Parámetros inválidos: {}", r.body_text()))
     }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        match r {
+            PathRejection::FailedToDeserializePathParams(e) => {
+                ApiError::BadRequest(format!("Ruta inválida: {}", e.body_text()))
+            }
+            other => ApiError::Internal(other.body_text()),
+        }
+    }
+}
+
+/// The answer to a known path with a method it does not accept.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 impl From<JsonRejection> for ApiError {
@@ -150,6 +171,10 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({ "detail": m })),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "detail": m })),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({ "detail": m })),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({ "detail": "Método no permitido en esta ruta." }),
+            ),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "detail": "El cuerpo de la petición es demasiado grande." }),
@@ -183,6 +208,7 @@ impl IntoResponse for ApiError {
                 }
                 return resp;
             }
+            ApiError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, json!({ "detail": m })),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "detail": m })),
             ApiError::WriteFailed(m) => {
                 tracing::error!(error = %m, "write failed");

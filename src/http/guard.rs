@@ -1,19 +1,20 @@
-//! Access control: every protected route group is wrapped with [`protect`], which requires a
-//! valid access token (`Authorization: Bearer`, or `?token=` for the WebSocket and report
-//! downloads, which browsers cannot send headers with) of a live session (see
-//! [`crate::auth::sessions`]: an approved, enabled account whose stamp, session and store
-//! instance still match), and the group's permission. No token or a bad one → 401; a valid
+//! Access control, attached by the router to every route from its [`RouteInfo`]: a valid
+//! access token (`Authorization: Bearer`, or `?token=` on the routes that allow it: the
+//! WebSocket and report downloads, which browsers cannot send headers with) of a live session
+//! (see [`crate::auth::sessions`]: an approved, enabled account whose stamp, session and store
+//! instance still match), and the route's permission. No token or a bad one → 401; a valid
 //! token without the permission → 403. The account is read on each request, so approvals,
 //! permission changes, disabling and logouts apply at once.
 
-use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 
 use super::AppState;
 use super::error::{ApiError, BAD_TOKEN, NO_CREDENTIALS, blocking};
+use super::routes::{Access, RouteInfo};
 use crate::auth::sessions::live_account;
 use crate::auth::{Claims, TokenType};
 use crate::store::users::{Permission, User};
@@ -22,29 +23,39 @@ use crate::store::users::{Permission, User};
 #[derive(Clone, Debug)]
 pub struct CurrentUser(pub User);
 
-/// The verified claims of the request's access token (its session), as
-/// `Extension<CurrentSession>`: the WebSocket re-checks the session while it stays open.
+/// The verified claims of the request's access token, available as `Extension<AccessClaims>`
+/// (the live feed needs to know when its token expires).
 #[derive(Clone, Debug)]
-pub struct CurrentSession(pub Claims);
+pub struct AccessClaims(pub Claims);
 
-/// Paths where the token may travel in the query string.
-fn query_token_allowed(path: &str) -> bool {
-    path.starts_with("/ws/") || path.starts_with("/api/dashboard/report/download/")
+/// What a request's `Authorization` header holds.
+pub enum AuthHeader {
+    Absent,
+    Bearer(String),
+    /// Another scheme, or unreadable: the query string is then not consulted either.
+    Other,
 }
 
-fn token_of(req: &Request) -> Option<String> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION)
-        && let Ok(text) = value.to_str()
-    {
-        let mut parts = text.splitn(2, ' ');
-        if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            return Some(token.trim().to_string());
+/// Reads the `Authorization` header of `headers`.
+pub fn auth_header(headers: &HeaderMap) -> AuthHeader {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return AuthHeader::Absent;
+    };
+    match value.to_str().ok().and_then(|t| t.split_once(' ')) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            AuthHeader::Bearer(token.trim().to_string())
         }
-        return None;
+        _ => AuthHeader::Other,
     }
-    if query_token_allowed(req.uri().path()) {
+}
+
+fn token_of(req: &Request, in_query: bool) -> Option<String> {
+    match auth_header(req.headers()) {
+        AuthHeader::Bearer(token) => return Some(token),
+        AuthHeader::Absent => {}
+        AuthHeader::Other => return None,
+    }
+    if in_query {
         return req.uri().query().and_then(|q| {
             q.split('&')
                 .filter_map(|kv| kv.split_once('='))
@@ -55,13 +66,8 @@ fn token_of(req: &Request) -> Option<String> {
     None
 }
 
-/// Resolves a request's access token to the account of a live session.
-pub async fn authenticate(st: &AppState, token: Option<String>) -> Result<User, ApiError> {
-    authenticate_session(st, token).await.map(|(u, _)| u)
-}
-
-/// Like [`authenticate`], also returning the token's claims.
-pub async fn authenticate_session(
+/// Resolves a token to the account of a live session and the token's claims.
+pub async fn authenticate(
     st: &AppState,
     token: Option<String>,
 ) -> Result<(User, Claims), ApiError> {
@@ -81,17 +87,39 @@ pub async fn authenticate_session(
 }
 
 /// The bearer token of a request's `Authorization` header, if any.
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
-    let text = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = text.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    match auth_header(headers) {
+        AuthHeader::Bearer(token) => Some(token),
+        _ => None,
+    }
 }
 
-async fn check(st: AppState, need: Option<Permission>, mut req: Request, next: Next) -> Response {
-    let token = token_of(&req);
-    let (user, claims) = match authenticate_session(&st, token).await {
+/// Compares secrets without an early exit that would reveal how much of them matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether `token` is the configured metrics token.
+pub fn is_metrics_token(st: &AppState, token: Option<&str>) -> bool {
+    let configured = &st.config.raw.auth.metrics_token;
+    !configured.is_empty()
+        && token.is_some_and(|t| constant_time_eq(configured.as_bytes(), t.as_bytes()))
+}
+
+async fn check(st: AppState, route: RouteInfo, mut req: Request, next: Next) -> Response {
+    let token = token_of(&req, route.token_in_query);
+    let need = match route.access {
+        Access::Open => None,
+        Access::User => None,
+        Access::Permission(p) => Some(p),
+        Access::MetricsScraper => {
+            if is_metrics_token(&st, token.as_deref()) {
+                return next.run(req).await;
+            }
+            Some(Permission::AprobarUsuarios)
+        }
+    };
+    let (user, claims) = match authenticate(&st, token).await {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -101,67 +129,32 @@ async fn check(st: AppState, need: Option<Permission>, mut req: Request, next: N
         return forbidden(p).into_response();
     }
     req.extensions_mut().insert(CurrentUser(user));
-    req.extensions_mut().insert(CurrentSession(claims));
+    req.extensions_mut().insert(AccessClaims(claims));
     next.run(req).await
 }
 
-fn forbidden(p: Permission) -> ApiError {
+/// The refusal of an account that lacks `p`.
+pub fn forbidden(p: Permission) -> ApiError {
     ApiError::Forbidden(format!(
         "No tienes permiso para realizar esta acción (requiere {}).",
         p.name()
     ))
 }
 
-/// Wraps every route of `routes` with the token check and, if given, the permission.
-pub fn protect(
-    routes: Router<AppState>,
+/// Puts `handler` behind the checks `route` requires (none for [`Access::Open`]).
+pub fn guard(
+    handler: MethodRouter<AppState>,
+    route: &RouteInfo,
     state: &AppState,
-    need: Option<Permission>,
-) -> Router<AppState> {
-    routes.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        move |State(st): State<AppState>, req: Request, next: Next| check(st, need, req, next),
-    ))
-}
-
-/// A permission a handler requires, as a type, so the requirement is part of its signature.
-pub trait Requirement: Send + Sync + 'static {
-    const PERMISSION: Permission;
-}
-
-macro_rules! requirement {
-    ($($name:ident),*) => {$(
-        #[doc = concat!("Requires the `", stringify!($name), "` permission.")]
-        pub struct $name;
-        impl Requirement for $name {
-            const PERMISSION: Permission = Permission::$name;
-        }
-    )*};
-}
-requirement!(
-    VerDashboard,
-    VerReportes,
-    GenerarReportes,
-    GestionarLlenados
-);
-
-/// The authenticated user, checked to hold `R`'s permission (403 otherwise). Needs the route
-/// to be behind [`protect`], which authenticates.
-pub struct Authorized<R: Requirement>(pub User, pub std::marker::PhantomData<R>);
-
-impl<S: Send + Sync, R: Requirement> axum::extract::FromRequestParts<S> for Authorized<R> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, ApiError> {
-        let Some(CurrentUser(user)) = parts.extensions.get::<CurrentUser>().cloned() else {
-            return Err(ApiError::Unauthorized(NO_CREDENTIALS.into()));
-        };
-        if !user.has(R::PERMISSION) {
-            return Err(forbidden(R::PERMISSION));
-        }
-        Ok(Authorized(user, std::marker::PhantomData))
+) -> MethodRouter<AppState> {
+    if route.access == Access::Open {
+        return handler;
     }
+    let route = route.clone();
+    handler.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        move |State(st): State<AppState>, req: Request, next: Next| {
+            check(st, route.clone(), req, next)
+        },
+    ))
 }

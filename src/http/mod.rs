@@ -1,29 +1,36 @@
 //! HTTP surface: REST API, WebSocket live feed, health and the bundled UI. The router is built
-//! apart from serving it so tests and the server share it.
+//! apart from serving it so tests and the server share it; [`server`] serves it with
+//! connection limits.
 
 mod accounts;
 pub mod admin;
 mod assets;
 mod dashboard;
 pub mod error;
+pub mod extract;
 pub mod guard;
+mod headers;
 mod health;
 mod lockouts;
 mod production;
 mod reports;
 mod reset;
+pub mod routes;
 mod sensors;
+pub mod server;
 mod sessions;
 mod stages;
 mod stream;
 mod users;
 mod ws;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::routing::MethodRouter;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 
@@ -32,9 +39,10 @@ use crate::config::ValidConfig;
 use crate::live::LiveHub;
 use crate::sensors::SensorRegistry;
 use crate::store::Store;
-use crate::store::users::Permission;
 
 pub use reports::ReportSlots;
+pub use routes::{Access, RouteInfo};
+pub use ws::WsSlots;
 
 /// Everything a handler may need, cheap to clone.
 #[derive(Clone)]
@@ -51,36 +59,59 @@ pub struct AppState {
     pub mqtt: Arc<crate::broker::admission::Gate>,
     /// Whether the broker completed a recent loopback CONNECT.
     pub mqtt_health: crate::broker::probe::MqttHealth,
-    /// Cancelled at shutdown so WebSocket tasks end (axum's graceful shutdown does not wait
-    /// for upgraded connections).
+    /// Cancelled at shutdown so WebSocket tasks end (the server's graceful shutdown does not
+    /// wait for upgraded connections).
     pub shutdown: CancellationToken,
+    /// Open live-feed WebSockets, in all and per account.
+    pub ws_slots: WsSlots,
+}
+
+/// Every route of the API with its handler, from each resource's own table.
+fn declared() -> Vec<routes::Route> {
+    [
+        health::routes(),
+        admin::routes(),
+        accounts::routes(),
+        sessions::routes(),
+        users::routes(),
+        dashboard::routes(),
+        sensors::routes(),
+        ws::routes(),
+        stages::routes(),
+        production::routes(),
+        reports::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Every route of the API and the access it requires: the table the router is built from.
+pub fn routes() -> Vec<RouteInfo> {
+    declared().into_iter().map(|r| r.info).collect()
 }
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.raw.http.max_body_bytes as usize;
-    let dashboard = dashboard::router()
-        .merge(sensors::router())
-        .merge(ws::router());
-    let app = Router::new()
-        .merge(health::router())
-        .merge(admin::router(&state))
-        .merge(accounts::router(&state))
-        .merge(guard::protect(
-            dashboard,
-            &state,
-            Some(Permission::VerDashboard),
-        ))
-        .merge(guard::protect(
-            stages::router()
-                .merge(production::router())
-                .merge(reports::router()),
-            &state,
-            None,
-        ))
+    let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
+    for route in declared() {
+        let guarded = guard::guard(route.handler, &route.info, &state);
+        let merged = match by_path.remove(route.info.path) {
+            Some(other) => other.merge(guarded),
+            None => guarded,
+        };
+        by_path.insert(route.info.path, merged);
+    }
+    let app = by_path
+        .into_iter()
+        .fold(Router::new(), |app, (path, handler)| {
+            app.route(path, handler)
+        })
+        .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new())
         .with_state(state);
-    admin::observe(app)
+    headers::secure(admin::observe(app))
 }

@@ -1,23 +1,27 @@
 //! `/api/dashboard/production/current/` and `/api/dashboard/production/<stage_id>/`: the
 //! kinetic model's expectation against measured production, from the daily aggregates.
 
-use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, blocking};
-use super::guard::{Authorized, VerDashboard};
+use super::extract::Path;
+use super::routes::{Access, Route};
 use super::stages::stage_json;
 use crate::production::{self, Calendar, Production, ProductionError};
 use crate::sitetime::{elapsed_fraction_of_today, local_day, today};
 use crate::store::stages::Stage;
+use crate::store::users::Permission;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/dashboard/production/current/", get(current))
-        .route("/api/dashboard/production/{stage_id}/", get(by_stage))
+/// Expected against measured production (`VerDashboard`).
+pub fn routes() -> Vec<Route> {
+    let see = Access::Permission(Permission::VerDashboard);
+    vec![
+        Route::get("/api/dashboard/production/current/", see, current),
+        Route::get("/api/dashboard/production/{stage_id}/", see, by_stage),
+    ]
 }
 
 impl From<ProductionError> for ApiError {
@@ -63,10 +67,7 @@ async fn respond(st: &AppState, stage: Stage) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-async fn current(
-    State(st): State<AppState>,
-    _: Authorized<VerDashboard>,
-) -> Result<Json<Value>, ApiError> {
+async fn current(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let id = st.store.active_stage_id();
     let store = st.store.clone();
     let stage = match id {
@@ -81,7 +82,6 @@ async fn current(
 
 async fn by_stage(
     State(st): State<AppState>,
-    _: Authorized<VerDashboard>,
     Path(stage_id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     let store = st.store.clone();

@@ -5,20 +5,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Body;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::AppState;
 use super::error::{ApiError, blocking};
-use super::guard::{Authorized, GenerarReportes, VerReportes};
+use super::extract::{Path, Query};
+use super::guard::CurrentUser;
 use super::production::production_of;
+use super::routes::{Access, Route};
 use super::stages::stage_info;
 use crate::reports::data::ReportType;
 use crate::reports::files::{self, Kind};
@@ -26,7 +27,7 @@ use crate::reports::{self, build};
 use crate::sitetime::{now_us, rfc3339};
 use crate::store::reports::ReportRecord;
 use crate::store::stages::Stage;
-use crate::store::users::User;
+use crate::store::users::{Permission, User};
 
 /// Shared report state: the next id and the rendering slots.
 #[derive(Clone)]
@@ -46,12 +47,20 @@ impl ReportSlots {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/dashboard/report/create/", post(create))
-        .route("/api/dashboard/report/history/", get(history))
-        .route("/api/dashboard/report/download/{id}/{kind}/", get(download))
-        .route("/api/dashboard/report/regenerate/{id}/", post(regenerate))
+/// Reports: reading needs `VerReportes`, generating `GenerarReportes`.
+pub fn routes() -> Vec<Route> {
+    let see = Access::Permission(Permission::VerReportes);
+    let generate = Access::Permission(Permission::GenerarReportes);
+    vec![
+        Route::post("/api/dashboard/report/create/", generate, create),
+        Route::get("/api/dashboard/report/history/", see, history),
+        Route::get("/api/dashboard/report/download/{id}/{kind}/", see, download).token_in_query(),
+        Route::post(
+            "/api/dashboard/report/regenerate/{id}/",
+            generate,
+            regenerate,
+        ),
+    ]
 }
 
 fn url(id: u64, kind: Kind) -> String {
@@ -193,7 +202,7 @@ fn check_notes(b: &CreateBody) -> Result<(), ApiError> {
 
 async fn create(
     State(st): State<AppState>,
-    Authorized(user, _): Authorized<GenerarReportes>,
+    Extension(CurrentUser(user)): Extension<CurrentUser>,
     b: Result<Json<CreateBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = b?;
@@ -297,10 +306,7 @@ async fn create(
     ))
 }
 
-async fn history(
-    State(st): State<AppState>,
-    _: Authorized<VerReportes>,
-) -> Result<Json<Value>, ApiError> {
+async fn history(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.store.clone();
     let list = blocking(move || store.reports()).await?;
     Ok(Json(
@@ -315,7 +321,6 @@ struct DownloadQuery {
 
 async fn download(
     State(st): State<AppState>,
-    _: Authorized<VerReportes>,
     Path((id, kind)): Path<(String, String)>,
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, ApiError> {
@@ -354,7 +359,6 @@ async fn download(
 
 async fn regenerate(
     State(st): State<AppState>,
-    _: Authorized<GenerarReportes>,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     let store = st.store.clone();

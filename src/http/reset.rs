@@ -3,15 +3,16 @@
 //! the registration rules) or generated and shown once in the answer (`password`). Every
 //! session of the account ends.
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::accounts::user_json;
+use super::accounts::{WithTokens, user_json, with_tokens};
 use super::error::{ApiError, blocking};
+use super::extract::Path;
 use super::guard::CurrentUser;
 use super::users::{audit, given_password};
 use crate::auth::rules;
@@ -27,7 +28,7 @@ pub(super) async fn reset_password(
     Extension(CurrentUser(admin)): Extension<CurrentUser>,
     Path(id): Path<u64>,
     b: Result<Option<Json<ResetBody>>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<WithTokens, ApiError> {
     let b = b?.map(|Json(b)| b).unwrap_or_default();
     let store = st.store.clone();
     let user = blocking(move || store.user(id))
@@ -51,5 +52,6 @@ pub(super) async fn reset_password(
     if generated {
         body["password"] = Value::from(password);
     }
-    Ok(Json(body))
+    // A generated password is as secret as a token: never cached either.
+    Ok(with_tokens(body))
 }

@@ -2,18 +2,23 @@
 //! clients are connected, from where, when each last connected and last sent, how many of its
 //! messages were accepted or refused (and the last reason), and which fields it sends.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::routes::{Access, Route};
 use crate::sensors::SensorStatus;
 use crate::sitetime::{now_us, rfc3339};
+use crate::store::users::Permission;
 
-/// The sensor registry route (mounted in the `VerDashboard` group by [`super::router`]).
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/dashboard/sensors/", get(list))
+/// The sensor registry route (for holders of `VerDashboard`).
+pub fn routes() -> Vec<Route> {
+    vec![Route::get(
+        "/api/dashboard/sensors/",
+        Access::Permission(Permission::VerDashboard),
+        list,
+    )]
 }
 
 /// One sensor as JSON; `silencio_s` counts whole seconds since its last accepted message.

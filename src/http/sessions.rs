@@ -11,15 +11,15 @@ use std::net::SocketAddr;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::accounts::{FieldErrors, check_new_password, push, user_json};
+use super::accounts::{FieldErrors, WithTokens, check_new_password, push, user_json, with_tokens};
 use super::error::{ApiError, BAD_TOKEN, blocking};
-use super::guard::{CurrentUser, bearer, protect};
+use super::guard::{CurrentUser, bearer};
+use super::routes::{Access, Route};
 use crate::auth::fields::{LOGIN_PASSWORD_MAX, USERNAME_MAX};
 use crate::auth::sessions::{live_account, token_pair};
 use crate::auth::throttle::{Attempt, Lockout, Refused, TRUST, address_key};
@@ -27,13 +27,15 @@ use crate::auth::{Claims, Subject, TokenType};
 use crate::logsafe::Clean;
 use crate::store::users::User;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let own = Router::new().route("/api/usuario/cambiar-clave/", post(change_password));
-    Router::new()
-        .route("/api/iniciar-sesion/", post(login))
-        .route("/api/refrescar-token/", post(refresh))
-        .route("/api/cerrar-sesion/", post(logout))
-        .merge(protect(own, state, None))
+/// Sessions: open to everyone (they are how one gets a token), except changing one's own
+/// password, which any logged-in account may do.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/api/iniciar-sesion/", Access::Open, login),
+        Route::post("/api/refrescar-token/", Access::Open, refresh),
+        Route::post("/api/cerrar-sesion/", Access::Open, logout),
+        Route::post("/api/usuario/cambiar-clave/", Access::User, change_password),
+    ]
 }
 
 const BAD_CREDENTIALS: &str = "Usuario o contraseña incorrectos.";
@@ -102,7 +104,7 @@ async fn login(
     State(st): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     b: Result<Json<LoginBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<WithTokens, ApiError> {
     let Json(b) = b?;
     let name = b.username.trim().to_string();
     if name.chars().count() > USERNAME_MAX || b.password.chars().count() > LOGIN_PASSWORD_MAX {
@@ -150,7 +152,7 @@ async fn login(
             tracing::warn!(error = %e, user = id, "could not record the login address");
         }
     }
-    Ok(Json(new_session(&st, &user)?))
+    Ok(with_tokens(new_session(&st, &user)?))
 }
 
 #[derive(Deserialize)]
@@ -182,7 +184,7 @@ fn refresh_claims(
 async fn refresh(
     State(st): State<AppState>,
     b: Result<Json<RefreshBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<WithTokens, ApiError> {
     let claims = refresh_claims(&st, b)?;
     let store = st.store.clone();
     let checked = claims.clone();
@@ -202,7 +204,7 @@ async fn refresh(
         instance: claims.inst,
     };
     let (access, refresh) = token_pair(&st.auth.keys, &who).map_err(internal)?;
-    Ok(Json(json!({ "access": access, "refresh": refresh })))
+    Ok(with_tokens(json!({ "access": access, "refresh": refresh })))
 }
 
 async fn logout(
@@ -242,7 +244,7 @@ async fn change_password(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Extension(CurrentUser(user)): Extension<CurrentUser>,
     b: Result<Json<ChangeBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<WithTokens, ApiError> {
     let Json(b) = b?;
     let mut errors = FieldErrors::new();
     let mut field = |name: &str, v: Option<String>| match v {
@@ -305,5 +307,5 @@ async fn change_password(
             Value::from("Contraseña cambiada. Las demás sesiones se cerraron."),
         );
     }
-    Ok(Json(body))
+    Ok(with_tokens(body))
 }

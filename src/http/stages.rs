@@ -3,31 +3,38 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{ApiError, blocking};
-use super::guard::{Authorized, GestionarLlenados, VerDashboard};
+use super::extract::Path;
+use super::routes::{Access, Route};
 use crate::reports::data::StageInfo;
 use crate::sitetime::{date_day, day_date, now_us, rfc3339, today};
 use crate::store::stages::{Stage, StageError, StageFields};
+use crate::store::users::Permission;
 
 /// Plausible digester temperatures (°C): unheated bag digesters can run cold.
 const TEMPERATURE_RANGE: (f64, f64) = (-10.0, 70.0);
 /// Largest mass accepted for one loading, kg.
 const MAX_AMOUNT_KG: f64 = 10_000_000.0;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/dashboard/materials/", get(materials))
-        .route("/api/dashboard/fillings/", get(list).post(create))
-        .route("/api/dashboard/fillings/{id}/", get(detail).patch(patch))
-        .route("/api/dashboard/fillings/{id}/close/", post(close))
+/// Stages and materials: reading needs `VerDashboard`, changing `GestionarLlenados`.
+pub fn routes() -> Vec<Route> {
+    let see = Access::Permission(Permission::VerDashboard);
+    let manage = Access::Permission(Permission::GestionarLlenados);
+    vec![
+        Route::get("/api/dashboard/materials/", see, materials),
+        Route::get("/api/dashboard/fillings/", see, list),
+        Route::post("/api/dashboard/fillings/", manage, create),
+        Route::get("/api/dashboard/fillings/{id}/", see, detail),
+        Route::patch("/api/dashboard/fillings/{id}/", manage, patch),
+        Route::post("/api/dashboard/fillings/{id}/close/", manage, close),
+    ]
 }
 
 /// A stage as the API shows it.
@@ -69,25 +76,18 @@ impl From<StageError> for ApiError {
     }
 }
 
-async fn materials(State(st): State<AppState>, _: Authorized<VerDashboard>) -> Json<Value> {
+async fn materials(State(st): State<AppState>) -> Json<Value> {
     Json(json!({ "materials": st.config.raw.materials }))
 }
 
-async fn list(
-    State(st): State<AppState>,
-    _: Authorized<VerDashboard>,
-) -> Result<Json<Value>, ApiError> {
+async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = st.store.clone();
     let stages = blocking(move || store.stages()).await?;
     let list: Vec<Value> = stages.iter().map(|s| stage_json(&st, s)).collect();
     Ok(Json(json!({ "total": list.len(), "fillings": list })))
 }
 
-async fn detail(
-    State(st): State<AppState>,
-    _: Authorized<VerDashboard>,
-    Path(id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+async fn detail(State(st): State<AppState>, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
     let store = st.store.clone();
     let stage = blocking(move || store.stage(id))
         .await?
@@ -283,7 +283,6 @@ fn object(b: Result<Json<Value>, JsonRejection>) -> Result<Map<String, Value>, A
 
 async fn create(
     State(st): State<AppState>,
-    _: Authorized<GestionarLlenados>,
     b: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = object(b)?;
@@ -320,7 +319,6 @@ async fn create(
 
 async fn patch(
     State(st): State<AppState>,
-    _: Authorized<GestionarLlenados>,
     Path(id): Path<u64>,
     b: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -360,11 +358,7 @@ async fn patch(
     Ok(Json(stage_json(&st, &stage)))
 }
 
-async fn close(
-    State(st): State<AppState>,
-    _: Authorized<GestionarLlenados>,
-    Path(id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+async fn close(State(st): State<AppState>, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
     let store = st.store.clone();
     let stage = blocking(move || store.close_stage(id, now_us())).await?;
     Ok(Json(stage_json(&st, &stage)))

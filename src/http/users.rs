@@ -4,17 +4,18 @@
 //! able to approve users whatever is asked; an administrator cannot disable or delete
 //! themselves here (the `user` command can, with the service stopped).
 
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::accounts::{FieldErrors, check_new_password, user_json};
 use super::error::{ApiError, blocking};
-use super::guard::{CurrentUser, protect};
+use super::extract::Path;
+use super::guard::CurrentUser;
+use super::routes::{Access, Route};
 use crate::logsafe::Clean;
 use crate::store::users::{Permission, User};
 
@@ -24,28 +25,32 @@ const DEFAULT_ON_APPROVAL: [Permission; 2] = [Permission::VerDashboard, Permissi
 /// Most names accepted in a permission list (there are five permissions).
 const MAX_PERMISSION_NAMES: usize = 32;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let any_user = Router::new().route("/api/usuario/actual/", get(current));
-    let admin = Router::new()
-        .route("/api/usuarios/", get(approved_users))
-        .route("/api/usuarios/pendientes/", get(pending_users))
-        .route("/api/usuarios/bloqueos/", get(super::lockouts::list))
-        .route("/api/usuario/{id}/aprobar/", post(approve))
-        .route("/api/usuario/{id}/rechazar/", post(reject))
-        .route("/api/usuario/{id}/deshabilitar/", post(disable))
-        .route("/api/usuario/{id}/habilitar/", post(enable))
-        .route("/api/usuario/{id}/eliminar/", post(delete))
-        .route("/api/usuario/{id}/", axum::routing::delete(delete))
-        .route(
+/// The current user (any account) and the administration of accounts (`AprobarUsuarios`).
+pub fn routes() -> Vec<Route> {
+    let admin = Access::Permission(Permission::AprobarUsuarios);
+    vec![
+        Route::get("/api/usuario/actual/", Access::User, current),
+        Route::get("/api/usuarios/", admin, approved_users),
+        Route::get("/api/usuarios/pendientes/", admin, pending_users),
+        Route::get("/api/usuarios/bloqueos/", admin, super::lockouts::list),
+        Route::post("/api/usuario/{id}/aprobar/", admin, approve),
+        Route::post("/api/usuario/{id}/rechazar/", admin, reject),
+        Route::post("/api/usuario/{id}/deshabilitar/", admin, disable),
+        Route::post("/api/usuario/{id}/habilitar/", admin, enable),
+        Route::post("/api/usuario/{id}/eliminar/", admin, delete),
+        Route::delete("/api/usuario/{id}/", admin, delete),
+        Route::post(
             "/api/usuario/{id}/restablecer-clave/",
-            post(super::reset::reset_password),
-        )
-        .route("/api/usuarios/{id}/ver-permisos/", get(permissions))
-        .route(
+            admin,
+            super::reset::reset_password,
+        ),
+        Route::get("/api/usuarios/{id}/ver-permisos/", admin, permissions),
+        Route::post(
             "/api/usuarios/{id}/cambiar-permisos/",
-            post(change_permissions),
-        );
-    protect(any_user, state, None).merge(protect(admin, state, Some(Permission::AprobarUsuarios)))
+            admin,
+            change_permissions,
+        ),
+    ]
 }
 
 async fn current(Extension(CurrentUser(u)): Extension<CurrentUser>) -> Json<Value> {

@@ -323,7 +323,9 @@ step('13 estado: salud, versión, tiempo en marcha y contadores de mensajes', as
   await goto(page, 'estado', 'Estado del equipo');
   const health = page.locator('#health-list');
   await health.waitFor();
-  const h = await api(app, 'GET', '/healthz');
+  // The details of /healthz are for a session's token; without one it only says "ok".
+  assert.deepEqual((await api(app, 'GET', '/healthz')).json, { status: 'ok' });
+  const h = await api(app, 'GET', '/healthz', { token: adminToken });
   assert.match(await health.textContent(), new RegExp(h.json.version.replace(/\./g, '\\.')));
   const stats = page.locator('#stats-list');
   await stats.waitFor();

@@ -39,6 +39,8 @@ pub struct Options {
     pub max_fields: u64,
     pub allow_anonymous: bool,
     pub timezone: String,
+    /// Lines added to the `[http]` section.
+    pub http_toml: String,
     pub extra_toml: String,
     /// Lines added inside `[mqtt]` (e.g. `max_connections = 64`).
     pub mqtt_extra: String,
@@ -57,6 +59,9 @@ pub struct Options {
     /// Start the binary (and `user add`) with this file-creation mask instead of the test
     /// runner's, e.g. `Some(0)` to prove files are private whatever the umask.
     pub umask: Option<u32>,
+    /// Start the service with this open-file limit (`ulimit -n`), as systemd would without
+    /// `LimitNOFILE`.
+    pub open_files: Option<u64>,
 }
 
 impl Default for Options {
@@ -67,6 +72,7 @@ impl Default for Options {
             max_fields: 64,
             allow_anonymous: false,
             timezone: "America/Bogota".into(),
+            http_toml: String::new(),
             extra_toml: String::new(),
             mqtt_extra: String::new(),
             users_extra: String::new(),
@@ -74,6 +80,7 @@ impl Default for Options {
             data_dir: None,
             production_limits: false,
             umask: None,
+            open_files: None,
         }
     }
 }
@@ -91,6 +98,7 @@ pub struct Appliance {
     env: Vec<(String, String)>,
     umask: Option<u32>,
     child: Option<Child>,
+    open_files: Option<u64>,
 }
 
 /// Registration limits high enough for tests that create many accounts from one address.
@@ -119,6 +127,7 @@ impl Appliance {
         let config = format!(
             r#"[http]
 bind = "127.0.0.1:{http_port}"
+{http_extra}
 [mqtt]
 bind = "127.0.0.1:{mqtt_port}"
 topics = ["Prueba", "sensores/#"]
@@ -146,6 +155,7 @@ timezone = "{tz}"
                 .display(),
             commit = opts.commit_interval_ms,
             tz = opts.timezone,
+            http_extra = opts.http_toml,
             extra = opts.extra_toml,
             mqtt_extra = opts.mqtt_extra,
             users_extra = opts.users_extra,
@@ -195,6 +205,7 @@ timezone = "{tz}"
             },
             umask: opts.umask,
             child: None,
+            open_files: opts.open_files,
         };
         app.try_restart()?;
         if opts.create_admin {
@@ -251,7 +262,7 @@ timezone = "{tz}"
             .append(true)
             .open(self.dir.path().join("serve.log"))
             .expect("log file");
-        let child = bin_command(self.umask)
+        let child = service_command(self.umask, self.open_files)
             .args(["serve", "--config"])
             .arg(&self.config_path)
             .env(
@@ -566,18 +577,30 @@ pub fn run_bin(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (ExitStatus, 
 /// The binary as a command, started through `sh` with `umask` set when given (`exec` keeps
 /// the process id, so signals reach the binary itself).
 pub fn bin_command(umask: Option<u32>) -> Command {
-    match umask {
-        None => Command::new(BIN),
-        Some(mask) => {
-            let mut c = Command::new("sh");
-            c.args([
-                "-c",
-                &format!("umask {mask:03o} && exec \"$0\" \"$@\""),
-                BIN,
-            ]);
-            c
-        }
+    service_command(umask, None)
+}
+
+/// The binary as a command, started through `sh` with `umask` and an open-file limit
+/// (`ulimit -n`, as systemd would without `LimitNOFILE`) set when given; `exec` keeps the
+/// child's pid the service's own.
+pub fn service_command(umask: Option<u32>, open_files: Option<u64>) -> Command {
+    let mut setup = Vec::new();
+    if let Some(mask) = umask {
+        setup.push(format!("umask {mask:03o}"));
     }
+    if let Some(n) = open_files {
+        setup.push(format!("ulimit -n {n}"));
+    }
+    if setup.is_empty() {
+        return Command::new(BIN);
+    }
+    let mut c = Command::new("sh");
+    c.args([
+        "-c",
+        &format!("{} && exec \"$0\" \"$@\"", setup.join(" && ")),
+        BIN,
+    ]);
+    c
 }
 
 /// [`run_bin`] with a chosen file-creation mask.
@@ -639,4 +662,40 @@ pub fn mqtt_connack(port: u16, client_id: &str, user: &str, password: &str) -> O
     s.read_exact(&mut ack).ok()?;
     let _ = s.write_all(&[0xE0, 0x00]);
     (ack[0] == 0x20).then_some(ack[3])
+}
+
+/// Open file descriptors of process `pid`.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A memory figure of process `pid` in KiB, from `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+pub fn memory_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Raises this test process's open-file limit to at least `n` (up to the hard limit), for
+/// tests that hold many client sockets.
+pub fn raise_open_files(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n as libc::rlim_t {
+            lim.rlim_cur = (n as libc::rlim_t).min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
