@@ -27,6 +27,10 @@ use crate::metrics;
 use crate::reading::Reading;
 use crate::watchdog::Heartbeat;
 
+/// A reading stamped at most this far behind the newest stored key is stored right after it
+/// (a shift of at most 100 ms) instead of searching for a free microsecond near its own stamp.
+const BURST_SHIFT_US: i64 = 100_000;
+
 /// Longest the writer waits without beating its heartbeat.
 pub const TICK: Duration = Duration::from_millis(250);
 
@@ -345,11 +349,18 @@ impl Writer {
                         .unwrap_or(i64::MIN),
                 };
                 // Keys are unique: a reading never overwrites another, even when the clock
-                // steps back or two arrive in the same microsecond.
+                // steps back or two arrive in the same microsecond. A reading just behind the
+                // newest key (a burst stamped within the same few microseconds) takes the next
+                // free microsecond directly: probing upward from its own stamp would walk the
+                // whole dense run of keys the burst wrote, once per reading.
                 let mut ts = item.ts_us;
                 if ts <= last {
-                    while readings.get((stage, ts))?.is_some() {
-                        ts += 1;
+                    if last - ts <= BURST_SHIFT_US {
+                        ts = last + 1;
+                    } else {
+                        while readings.get((stage, ts))?.is_some() {
+                            ts += 1;
+                        }
                     }
                 }
                 buf = encode_reading(&item.reading, buf)?;
