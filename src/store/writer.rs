@@ -415,4 +415,76 @@ mod tests {
         join.join().expect("join");
         store.close().expect("close");
     }
+
+    #[test]
+    fn a_burst_in_one_microsecond_keeps_every_reading_in_order() {
+        use redb::{ReadableDatabase, ReadableTable};
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(dir.path(), 4, chrono_tz::UTC).expect("store");
+        let (handle, join) = spawn(
+            store.clone(),
+            WriterConfig {
+                commit_interval: Duration::from_millis(20),
+                max_batch: 10_000,
+                meter: MeterRules::default(),
+            },
+        )
+        .expect("writer");
+        let t0 = 1_764_500_000_000_000i64;
+        let n = 3000;
+        for i in 0..n {
+            let mut values = [None; crate::reading::CHANNELS];
+            values[0] = Some(f64::from(i));
+            let reading = Reading {
+                values,
+                extra: vec![],
+                sensor_ts_ms: None,
+                source: "t".into(),
+            };
+            // A burst stamped in one microsecond, then one stamped a whole second earlier
+            // (a clock step back) that must keep its own time.
+            let ts_us = if i == n - 1 { t0 - 1_000_000 } else { t0 };
+            handle
+                .submit(Incoming {
+                    stage: 1,
+                    ts_us,
+                    reading,
+                })
+                .expect("submit");
+        }
+        handle.flush().expect("flush");
+        drop(handle);
+        join.join().expect("join");
+        let db = store.db().expect("db");
+        let txn = db.begin_read().expect("read");
+        let table = txn
+            .open_table(crate::store::tables::READINGS)
+            .expect("table");
+        let rows: Vec<(i64, f64)> = table
+            .iter()
+            .expect("iter")
+            .map(|row| {
+                let (k, v) = row.expect("row");
+                let r = crate::store::codec::decode_reading(v.value()).expect("decode");
+                (k.value().1, r.values[0].expect("value"))
+            })
+            .collect();
+        assert_eq!(rows.len(), n as usize, "no reading overwrote another");
+        assert_eq!(
+            rows[0],
+            (t0 - 1_000_000, f64::from(n - 1)),
+            "the step back keeps its time"
+        );
+        for (i, (ts, v)) in rows[1..].iter().enumerate() {
+            assert_eq!(
+                (*ts, *v),
+                (t0 + i as i64, i as f64),
+                "burst kept in arrival order"
+            );
+        }
+        drop(table);
+        drop(txn);
+        drop(db);
+        store.close().expect("close");
+    }
 }
