@@ -120,6 +120,11 @@ pub fn load_secret(configured: &str, data_dir: &Path) -> Result<Vec<u8>, TokenEr
     Ok(secret.into_bytes())
 }
 
+/// Compares secrets without an early exit that would reveal how much of them matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A random alphanumeric string of `len` characters.
 pub fn random_token(len: usize) -> String {
     rand::rng()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::auth::password::Hasher;
+use crate::auth::tokens::constant_time_eq;
 use crate::config::MqttConfig;
 use crate::topic;
 
@@ -146,11 +147,6 @@ impl Accounts {
         }
         ok
     }
-}
-
-/// Compares secrets without an early exit that would reveal how much of them matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

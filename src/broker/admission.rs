@@ -109,7 +109,7 @@ impl Gate {
         }
         if req.username.as_deref() == Some(PROBE_USER) && req.peer.ip().is_loopback() {
             let ok = req.password.as_deref().is_some_and(|p| {
-                super::accounts::constant_time_eq(p.as_bytes(), self.probe_password.as_bytes())
+                crate::auth::tokens::constant_time_eq(p.as_bytes(), self.probe_password.as_bytes())
             });
             if ok {
                 return Ok(Box::new(ProbeSession));

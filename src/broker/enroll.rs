@@ -5,8 +5,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use rand::Rng;
-
 use crate::config::{Config, ConfigError};
 
 /// Why a sensor could not be added.
@@ -71,11 +69,7 @@ pub fn add(path: &Path, name: &str, topic: Option<&str>) -> Result<Enrolled, Enr
     {
         return Err(EnrollError::BadTopic(t.to_string()));
     }
-    let password: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
+    let password = crate::auth::tokens::random_token(24);
     let hash = crate::auth::password::hash_blocking(&password)
         .map_err(|e| EnrollError::Hash(e.to_string()))?;
     let mut block = format!(

@@ -22,7 +22,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use rumqttd::local::LinkRx;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
@@ -118,11 +117,7 @@ pub fn start(cfg: &ValidConfig, deps: BrokerDeps) -> Result<Running, BrokerError
     drop(TcpListener::bind(addr).map_err(|source| BrokerError::Bind { addr, source })?);
 
     let m = &cfg.raw.mqtt;
-    let probe_password: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect();
+    let probe_password = crate::auth::tokens::random_token(32);
     let gate = Arc::new(Gate::new(GateConfig {
         accounts: accounts::Accounts::new(m, deps.hasher),
         refusals: Arc::new(refusals::Refusals::new()),

@@ -94,16 +94,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
     }
 }
 
-/// Compares secrets without an early exit that would reveal how much of them matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Whether `token` is the configured metrics token.
 pub fn is_metrics_token(st: &AppState, token: Option<&str>) -> bool {
     let configured = &st.config.raw.auth.metrics_token;
     !configured.is_empty()
-        && token.is_some_and(|t| constant_time_eq(configured.as_bytes(), t.as_bytes()))
+        && token.is_some_and(|t| {
+            crate::auth::tokens::constant_time_eq(configured.as_bytes(), t.as_bytes())
+        })
 }
 
 async fn check(st: AppState, route: RouteInfo, mut req: Request, next: Next) -> Response {
