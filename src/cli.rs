@@ -66,6 +66,13 @@ pub enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Give the space of pruned readings back to the filesystem (service stopped). The store
+    /// reuses that space by itself; this shrinks its file.
+    Compact {
+        /// Configuration file (for the data folder).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
     /// Replace the store with a snapshot made by `backup` (service stopped). The snapshot is
     /// checked first; the current store is kept as biogestor.redb.before-restore-<time>.
     Restore {

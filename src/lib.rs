@@ -5,6 +5,7 @@
 // `deny` rather than `forbid`: `memory` alone allows the allocator call it wraps.
 #![deny(unsafe_code)]
 
+pub mod compact;
 pub mod auth;
 pub mod backup;
 pub mod broker;

@@ -211,6 +211,23 @@ fn run(cli: Cli, allocator_tuned: bool) -> Result<ExitCode, ExitCode> {
                 }
             }
         }
+        Command::Compact { config } => {
+            let c = load(&config)?;
+            match biogestor::compact::run(&c) {
+                Ok((before, after)) => {
+                    println!(
+                        "store compacted: {:.1} MB -> {:.1} MB",
+                        before as f64 / 1e6,
+                        after as f64 / 1e6
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("biogestor compact: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Restore { file, config } => {
             let c = load(&config)?;
             match biogestor::backup::restore(&c, &file) {

@@ -5,7 +5,7 @@
 
 use crate::config::ValidConfig;
 use crate::store::reindex::Rebuilt;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// Why the rebuild did not happen; messages say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -23,15 +23,10 @@ pub enum ReindexError {
 
 /// Rebuilds the daily aggregates and meter states of the configured store.
 pub fn run(cfg: &ValidConfig) -> Result<Rebuilt, ReindexError> {
-    let store =
-        Store::open(cfg.data_dir(), cfg.raw.storage.cache_size_mb, cfg.timezone).map_err(|e| {
-            match e {
-                StoreError::InUse { .. } => {
-                    ReindexError::InUse(cfg.data_dir().display().to_string())
-                }
-                other => other.into(),
-            }
-        })?;
+    let store = crate::compact::open_stopped(cfg).map_err(|e| match e {
+        crate::compact::CompactError::InUse(dir) => ReindexError::InUse(dir),
+        crate::compact::CompactError::Store(e) => e.into(),
+    })?;
     let rebuilt = store.reindex(cfg.meter_rules())?;
     store.close()?;
     Ok(rebuilt)

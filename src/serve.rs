@@ -23,9 +23,13 @@ use crate::ingest::{Ingest, IngestDeps};
 use crate::live::LiveHub;
 use crate::payload::Limits;
 use crate::sensors::{self, SensorRegistry};
-use crate::store::writer::{self, WriterConfig};
+use crate::store::retention;
+use crate::store::writer;
 use crate::store::{Store, StoreError};
 use crate::watchdog::{self, Liveness};
+
+/// How often retention checks ages and the disk budget.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -93,13 +97,13 @@ pub async fn run(
     let auth = Auth::start(&store, &raw.storage.data_dir, &raw.auth)?;
     let shutdown = CancellationToken::new();
     spawn_revocation_pruner(store.clone(), shutdown.clone());
-    let (writer, writer_thread) = writer::spawn(
+    let (writer, writer_thread) = writer::spawn(store.clone(), cfg.writer_config())?;
+    let retention_stop = Arc::new(AtomicBool::new(false));
+    let retention_thread = retention::spawn(
         store.clone(),
-        WriterConfig {
-            commit_interval: cfg.commit_interval,
-            max_batch: raw.storage.commit_max_readings as usize,
-            meter: cfg.meter_rules(),
-        },
+        cfg.retention_policy(),
+        RETENTION_EVERY,
+        retention_stop.clone(),
     )?;
     let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);
     let sensors = SensorRegistry::load(&store)?;
@@ -166,6 +170,7 @@ pub async fn run(
 
     let signal = shutdown.clone();
     let closing_gate = gate.clone();
+    let stopping_writer = writer.clone();
     http::server::check_descriptor_budget(&raw.http, raw.mqtt.max_connections);
     let limits = http::server::Limits::from_config(&raw.http);
     let server = http::server::serve(http_listener, app, limits, async move {
@@ -175,6 +180,7 @@ pub async fn run(
         // The broker stops reading (so stops acknowledging) and refuses new connections
         // before intake drains: nothing acknowledged after this point can be left behind.
         closing_gate.closing.store(true, Ordering::SeqCst);
+        stopping_writer.begin_stop();
         signal.cancel();
     });
     let server = tokio::spawn(server);
@@ -210,7 +216,9 @@ pub async fn run(
     gate.closing.store(true, Ordering::SeqCst);
     prober_stop.store(true, Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    retention_stop.store(true, Ordering::SeqCst);
     tokio::task::spawn_blocking(move || {
+        let _ = retention_thread.join();
         ingest.stop();
         let flushed = writer.flush();
         drop(writer);

@@ -235,6 +235,19 @@ pub struct StorageConfig {
     pub commit_interval_ms: u64,
     pub commit_max_readings: u64,
     pub cache_size_mb: u64,
+    /// Size of the preallocated readings journal (`store::journal`); 0: no journal, every
+    /// commit synced.
+    pub journal_mb: u64,
+    /// Longest time between synced database commits while the journal is in use.
+    pub checkpoint_interval_s: u64,
+    /// Days raw readings are kept (fractions allowed); 0 keeps them until the disk budget
+    /// needs the space. Daily figures and rollups are kept regardless.
+    pub raw_retention_days: f64,
+    /// Free space to keep on the store's filesystem, MiB: the oldest raw readings are pruned
+    /// to keep it.
+    pub min_free_mb: u64,
+    /// Largest the store may grow, MiB (0: no limit besides `min_free_mb`).
+    pub max_store_mb: u64,
 }
 
 impl Default for StorageConfig {
@@ -244,6 +257,11 @@ impl Default for StorageConfig {
             commit_interval_ms: 1000,
             commit_max_readings: 10_000,
             cache_size_mb: 16,
+            journal_mb: 4,
+            checkpoint_interval_s: 600,
+            raw_retention_days: 365.0,
+            min_free_mb: 256,
+            max_store_mb: 0,
         }
     }
 }

@@ -9,6 +9,8 @@ use chrono_tz::Tz;
 
 use super::{Config, ConfigError, parse_bind};
 use crate::store::daily::MeterRules;
+use crate::store::retention::Policy;
+use crate::store::writer::WriterConfig;
 
 /// A configuration that passed every check, with addresses and the time zone parsed.
 #[derive(Debug, Clone)]
@@ -30,6 +32,31 @@ impl ValidConfig {
     pub fn meter_rules(&self) -> MeterRules {
         MeterRules {
             max_gas_flow_m3_h: self.raw.site.max_gas_flow_m3_h,
+        }
+    }
+
+    /// How the store writer batches, journals and syncs (`[storage]`).
+    pub fn writer_config(&self) -> WriterConfig {
+        let s = &self.raw.storage;
+        WriterConfig {
+            journal_bytes: s.journal_mb << 20,
+            checkpoint_interval: Duration::from_secs(s.checkpoint_interval_s),
+            ..WriterConfig::new(
+                self.commit_interval,
+                s.commit_max_readings as usize,
+                self.meter_rules(),
+            )
+        }
+    }
+
+    /// What retention keeps (`[storage]`).
+    pub fn retention_policy(&self) -> Policy {
+        let s = &self.raw.storage;
+        Policy {
+            raw_retention: (s.raw_retention_days > 0.0)
+                .then(|| Duration::from_secs_f64(s.raw_retention_days * 86_400.0)),
+            min_free_bytes: s.min_free_mb << 20,
+            max_store_bytes: s.max_store_mb << 20,
         }
     }
 }
@@ -193,6 +220,32 @@ impl Config {
             "readings",
         )?;
         range("storage.cache_size_mb", s.cache_size_mb, 1, 4096, "MiB")?;
+        range("storage.journal_mb", s.journal_mb, 0, 1024, "MiB")?;
+        range(
+            "storage.checkpoint_interval_s",
+            s.checkpoint_interval_s,
+            1,
+            86_400,
+            "seconds",
+        )?;
+        range("storage.min_free_mb", s.min_free_mb, 0, 1 << 30, "MiB")?;
+        if s.max_store_mb != 0 && s.max_store_mb < 16 {
+            return Err(ConfigError::Invalid {
+                key: "storage.max_store_mb".into(),
+                value: s.max_store_mb.to_string(),
+                allowed: "0 (no limit) or at least 16 MiB".into(),
+            });
+        }
+        let days = s.raw_retention_days;
+        if !(days.is_finite() && (days == 0.0 || (0.0001..=36_500.0).contains(&days))) {
+            return Err(ConfigError::Invalid {
+                key: "storage.raw_retention_days".into(),
+                value: days.to_string(),
+                allowed: "0 (keep raw readings until space is needed) or a number of days \
+                          from 0.0001 to 36500"
+                    .into(),
+            });
+        }
         if s.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "storage.data_dir".into(),

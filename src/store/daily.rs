@@ -179,6 +179,31 @@ fn add(slot: &mut Option<f64>, v: f64) {
     *slot = Some(slot.unwrap_or(0.0) + v);
 }
 
+/// Counts the values of `r` in per-channel statistics (known channels by position, extra
+/// fields by name, at most [`crate::payload::MAX_EXTRA`] of them); shared by the daily rows and
+/// the rollups.
+pub(crate) fn record_values(
+    channels: &mut [Option<ChannelStats>; CHANNELS],
+    extra: &mut Vec<(String, ChannelStats)>,
+    r: &Reading,
+) {
+    for (slot, value) in channels.iter_mut().zip(r.values.iter()) {
+        if let Some(v) = *value {
+            match slot {
+                Some(s) => s.add(v),
+                None => *slot = Some(ChannelStats::new(v)),
+            }
+        }
+    }
+    for (name, v) in &r.extra {
+        if let Some((_, s)) = extra.iter_mut().find(|(n, _)| n == name) {
+            s.add(*v);
+        } else if extra.len() < crate::payload::MAX_EXTRA {
+            extra.push((name.clone(), ChannelStats::new(*v)));
+        }
+    }
+}
+
 /// One stage's aggregate for one site-local day.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Daily {
@@ -201,21 +226,7 @@ impl Daily {
         }
         self.last_us = self.last_us.max(ts_us);
         self.count += 1;
-        for (slot, value) in self.channels.iter_mut().zip(r.values.iter()) {
-            if let Some(v) = *value {
-                match slot {
-                    Some(s) => s.add(v),
-                    None => *slot = Some(ChannelStats::new(v)),
-                }
-            }
-        }
-        for (name, v) in &r.extra {
-            if let Some((_, s)) = self.extra.iter_mut().find(|(n, _)| n == name) {
-                s.add(*v);
-            } else if self.extra.len() < crate::payload::MAX_EXTRA {
-                self.extra.push((name.clone(), ChannelStats::new(*v)));
-            }
-        }
+        record_values(&mut self.channels, &mut self.extra, r);
     }
 
     /// Statistics of a known channel that day.

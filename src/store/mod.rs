@@ -4,9 +4,12 @@
 pub mod codec;
 pub mod daily;
 pub mod instance;
+pub mod journal;
 mod queries;
+pub mod rollups;
 pub mod reindex;
 pub mod reports;
+pub mod retention;
 pub mod sensors;
 mod sessions;
 pub mod stages;
@@ -222,6 +225,7 @@ impl Store {
             );
         }
         instance::ensure_ids(&txn)?;
+        rollups::start_backfill_if_needed(&txn)?;
         txn.open_table(META)?
             .insert(meta_key::SCHEMA, SCHEMA_VERSION)?;
         txn.commit()?;
@@ -285,6 +289,21 @@ impl Store {
         *guard = Some(db);
         tracing::info!(path = %self.path.display(), "store reopened");
         Ok(())
+    }
+
+    /// Rewrites the file without its free pages (`biogestor compact`, service stopped);
+    /// returns the file size before and after.
+    pub fn compact(&self) -> Result<(u64, u64), StoreError> {
+        let size = || std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let before = size();
+        let mut guard = self.db.write();
+        let db = guard.as_mut().ok_or(StoreError::Reopening)?;
+        while db
+            .compact()
+            .map_err(|e| StoreError::Db(redb::Error::from(e)))?
+        {}
+        drop(guard);
+        Ok((before, size()))
     }
 
     /// Proves the store answers: opens a read transaction and reads the schema version.

@@ -9,7 +9,7 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use super::codec::{decode_daily, decode_reading};
 use super::daily::{ChannelStats, Daily};
 use super::tables::{DAILY, READINGS, REPORTS};
-use super::{Store, StoreError};
+use super::{Store, StoreError, rollups};
 use crate::reading::{CHANNELS, Channel, Reading};
 use crate::sitetime::DayNumber;
 
@@ -184,7 +184,9 @@ impl Store {
         Ok(ReadingsPage { readings, next_us })
     }
 
-    /// Per-bucket min/mean/max of every channel over `[from_us, to_us)`.
+    /// Per-bucket min/mean/max of every channel over `[from_us, to_us)`. Buckets made of whole
+    /// 10-minute rollups are read from those (fast, and still there after the raw readings
+    /// were pruned); others from the readings.
     pub fn buckets(
         &self,
         stage: Option<u64>,
@@ -193,9 +195,24 @@ impl Store {
         bucket_us: i64,
     ) -> Result<Vec<Bucket>, StoreError> {
         let txn = self.db()?.begin_read()?;
+        if rollups::covers(&txn, from_us, to_us, bucket_us)? {
+            return rollups::buckets(&txn, stage, from_us, to_us, bucket_us);
+        }
+        self.raw_buckets(&txn, stage, from_us, to_us, bucket_us)
+    }
+
+    /// [`Store::buckets`] computed from the raw readings.
+    pub(super) fn raw_buckets(
+        &self,
+        txn: &ReadTransaction,
+        stage: Option<u64>,
+        from_us: i64,
+        to_us: i64,
+        bucket_us: i64,
+    ) -> Result<Vec<Bucket>, StoreError> {
         let stages = match stage {
             Some(s) => vec![s],
-            None => self.reading_stages(&txn)?,
+            None => self.reading_stages(txn)?,
         };
         let t = txn.open_table(READINGS)?;
         let mut acc: BTreeMap<i64, BucketAcc> = BTreeMap::new();
@@ -222,27 +239,7 @@ impl Store {
                 }
             }
         }
-        Ok(acc
-            .into_iter()
-            .map(|(start_us, (count, known, extra))| Bucket {
-                start_us,
-                count,
-                channels: Channel::ALL
-                    .iter()
-                    .filter_map(|c| {
-                        known[*c as usize].map(|stats| BucketStats {
-                            name: c.name().to_string(),
-                            stats,
-                        })
-                    })
-                    .chain(
-                        extra
-                            .into_iter()
-                            .map(|(name, stats)| BucketStats { name, stats }),
-                    )
-                    .collect(),
-            })
-            .collect())
+        Ok(into_buckets(acc))
     }
 
     /// Daily aggregates of `stage` for days in `[from, to]`, in day order.
@@ -290,11 +287,36 @@ impl Store {
 }
 
 /// Running totals of one bucket: readings, known channels, extra channels.
-type BucketAcc = (
+/// Bucket start → (readings, known channels' statistics, extra fields' statistics).
+pub(super) type BucketAcc = (
     u64,
     [Option<ChannelStats>; CHANNELS],
     Vec<(String, ChannelStats)>,
 );
+
+/// The buckets of an accumulation, in time order, channels in their usual order.
+pub(super) fn into_buckets(acc: BTreeMap<i64, BucketAcc>) -> Vec<Bucket> {
+    acc.into_iter()
+        .map(|(start_us, (count, known, extra))| Bucket {
+            start_us,
+            count,
+            channels: Channel::ALL
+                .iter()
+                .filter_map(|c| {
+                    known[*c as usize].map(|stats| BucketStats {
+                        name: c.name().to_string(),
+                        stats,
+                    })
+                })
+                .chain(
+                    extra
+                        .into_iter()
+                        .map(|(name, stats)| BucketStats { name, stats }),
+                )
+                .collect(),
+        })
+        .collect()
+}
 
 fn one(v: f64) -> ChannelStats {
     ChannelStats {
@@ -305,7 +327,7 @@ fn one(v: f64) -> ChannelStats {
     }
 }
 
-fn merge_value(slot: &mut Option<ChannelStats>, v: f64) {
+pub(super) fn merge_value(slot: &mut Option<ChannelStats>, v: f64) {
     match slot {
         Some(s) => s.merge(&one(v)),
         None => *slot = Some(one(v)),
@@ -325,11 +347,7 @@ mod tests {
         let store = Store::open(dir, 4, chrono_tz::UTC).expect("store");
         let (w, join) = writer::spawn(
             store.clone(),
-            WriterConfig {
-                commit_interval: Duration::from_millis(50),
-                max_batch: 1000,
-                meter: Default::default(),
-            },
+            WriterConfig::new(Duration::from_millis(50), 1000, Default::default()),
         )
         .expect("writer");
         let base = 1_700_000_000_000_000i64;

@@ -5,7 +5,7 @@
 //! Readings are replayed in the order they were received (their stored time, across all
 //! stages) through the same [`Fold`] the writer uses, so a rebuild gives the rows the writer
 //! would have kept. One write transaction replaces the `daily` and `meters` tables: an
-//! interrupted rebuild changes nothing.
+//! interrupted rebuild changes nothing. Days whose raw readings were pruned keep their rows.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -86,9 +86,17 @@ impl Store {
         }
         let (rows, _) = fold.finish();
         {
+            // Days whose raw readings retention pruned (in full or in part) keep the rows
+            // computed when their readings were stored: a rebuild cannot know better.
+            let kept_from = txn
+                .open_table(META)?
+                .get(meta_key::RAW_KEPT_FROM_US)?
+                .map(|v| v.value() as i64);
+            let last_pruned_day = kept_from.map(|us| crate::sitetime::local_day(self.tz, us));
+            let rebuilt = |day| last_pruned_day.is_none_or(|last| day > last);
             let mut daily = txn.open_table(DAILY)?;
-            daily.retain(|_, _| false)?;
-            for (key, day) in &rows {
+            daily.retain(|k, _| !rebuilt(k.1))?;
+            for (key, day) in rows.iter().filter(|(k, _)| rebuilt(k.1)) {
                 daily.insert(*key, encode_daily(day)?.as_slice())?;
             }
             let mut table = txn.open_table(METERS)?;

@@ -38,6 +38,15 @@ pub const REVOKED: TableDefinition<&str, i64> = TableDefinition::new("revoked_to
 /// remembers about each client across restarts.
 pub const SENSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("sensors");
 
+/// (stage id, start of a 10-minute bucket in s since the epoch, UTC) → postcard
+/// [`super::rollups::Rollup`]: per-channel min/mean/max kept for years after the raw readings
+/// are pruned; long charts read these.
+pub const ROLLUPS: TableDefinition<(u64, i64), &[u8]> = TableDefinition::new("rollups");
+
+/// Consumer name → receive time (µs) of the oldest reading it still needs (e.g. a forwarder
+/// that has not sent it yet): retention never prunes a reading at or after the smallest one.
+pub const CONSUMERS: TableDefinition<&str, i64> = TableDefinition::new("consumers");
+
 /// Names of the rows of [`META`].
 pub mod meta_key {
     pub const SCHEMA: &str = "schema_version";
@@ -52,6 +61,19 @@ pub mod meta_key {
     pub const INSTANCE_ID: &str = "instance_id";
     /// The next account id; never lowered, so ids are not handed out twice.
     pub const NEXT_USER_ID: &str = "next_user_id";
+    /// Sequence of the last journal record applied to the database (see `store::journal`).
+    pub const JOURNAL_SEQ: &str = "journal_seq";
+    /// Where building rollups from readings stored before rollups existed stands (stage and
+    /// receive time of the next reading to fold); absent when there is nothing left to build.
+    pub const ROLLUP_CURSOR_STAGE: &str = "rollup_cursor_stage";
+    pub const ROLLUP_CURSOR_US: &str = "rollup_cursor_us";
+    /// Raw readings received before this time (µs) may have been pruned: days before it are
+    /// only in the daily rows and rollups, which `reindex` must keep.
+    pub const RAW_KEPT_FROM_US: &str = "raw_kept_from_us";
+    /// When the last prune that removed readings ran (µs since the epoch).
+    pub const LAST_PRUNE_US: &str = "last_prune_us";
+    /// Raw readings pruned since the store was created.
+    pub const PRUNED_TOTAL: &str = "pruned_total";
 }
 
 /// Creates every table so read transactions never meet a missing one.
@@ -67,5 +89,7 @@ pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(USERS_BY_EMAIL)?;
     txn.open_table(REVOKED)?;
     txn.open_table(SENSORS)?;
+    txn.open_table(ROLLUPS)?;
+    txn.open_table(CONSUMERS)?;
     Ok(())
 }

@@ -185,7 +185,8 @@ export function render(main) {
 
   async function loadHistory() {
     const now = serverNow();
-    const from = now - HISTORY_S * 1000;
+    // On a bucket boundary, so the server answers from its 10-minute rollups.
+    const from = Math.floor((now - HISTORY_S * 1000) / (BUCKET_S * 1000)) * BUCKET_S * 1000;
     const to = now + 60_000; // readings stamped by a sensor clock slightly ahead still count
     let r;
     try {
