@@ -52,11 +52,7 @@ fn seed(dir: &str, n: u64, days: u64, extra: usize) -> Result<(), Error> {
     )?;
     let (w, join) = writer::spawn(
         store.clone(),
-        WriterConfig {
-            commit_interval: Duration::from_millis(1000),
-            max_batch: 20_000,
-            meter: Default::default(),
-        },
+        WriterConfig::new(Duration::from_millis(1000), 20_000, Default::default()),
     )?;
     let step = (days as i64 * 86_400_000_000) / n as i64;
     let t = Instant::now();

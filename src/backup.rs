@@ -31,7 +31,8 @@ use redb::{
 
 use crate::config::ValidConfig;
 use crate::store::tables::{
-    DAILY, META, METERS, READINGS, REPORTS, REVOKED, SENSORS, STAGES, USERS, USERS_BY_EMAIL,
+    CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED, ROLLUPS, SENSORS, STAGES, USERS,
+    USERS_BY_EMAIL,
     USERS_BY_NAME, meta_key,
 };
 use crate::store::{DB_FILE, Store, StoreError};
@@ -178,7 +179,7 @@ pub struct SnapshotInfo {
 
 /// Every table of the store, by name: a backup copies exactly these, and a restore requires
 /// each of them except the [`optional_tables`].
-pub fn table_names() -> [&'static str; 11] {
+pub fn table_names() -> [&'static str; 13] {
     [
         META.name(),
         READINGS.name(),
@@ -191,13 +192,15 @@ pub fn table_names() -> [&'static str; 11] {
         USERS_BY_EMAIL.name(),
         REVOKED.name(),
         SENSORS.name(),
+        ROLLUPS.name(),
+        CONSUMERS.name(),
     ]
 }
 
 /// Tables added after the first release without a schema change: a snapshot written before
 /// them lacks them and is still restorable (opening the store creates them empty).
-pub fn optional_tables() -> [&'static str; 1] {
-    [SENSORS.name()]
+pub fn optional_tables() -> [&'static str; 3] {
+    [SENSORS.name(), ROLLUPS.name(), CONSUMERS.name()]
 }
 
 /// Copies one table from the read snapshot into `dst`, `CHUNK_ROWS` rows per commit.
@@ -274,7 +277,9 @@ pub fn snapshot(store: &Store, dest: &Path) -> Result<SnapshotInfo, BackupError>
             + copy_table(&src, &dst, USERS_BY_NAME)?
             + copy_table(&src, &dst, USERS_BY_EMAIL)?
             + copy_table(&src, &dst, REVOKED)?
-            + copy_table(&src, &dst, SENSORS)?)
+            + copy_table(&src, &dst, SENSORS)?
+            + copy_table(&src, &dst, ROLLUPS)?
+            + copy_table(&src, &dst, CONSUMERS)?)
     };
     let rows = match copy() {
         Ok(rows) => rows,

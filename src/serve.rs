@@ -29,7 +29,7 @@ use crate::store::{Store, StoreError};
 use crate::watchdog::{self, Liveness};
 
 /// How often retention checks ages and the disk budget.
-const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -74,11 +74,7 @@ fn assert_days(got: &[(String, f64)], want: &[(&str, f64)]) {
 fn per_day_gas_in_the_site_zone() {
     let dir = tempfile::tempdir().unwrap();
     let tz: Tz = TZ.parse().unwrap();
-    let cfg = WriterConfig {
-        commit_interval: Duration::from_millis(50),
-        max_batch: 1000,
-        meter: Default::default(),
-    };
+    let cfg = WriterConfig::new(Duration::from_millis(50), 1000, Default::default());
     {
         let store = Store::open(dir.path(), 8, tz).unwrap();
         let (w, join) = writer::spawn(store.clone(), cfg).unwrap();
@@ -203,11 +199,7 @@ fn dst_change_days_are_local() {
     let store = Store::open(dir.path(), 8, tz).unwrap();
     let (w, join) = writer::spawn(
         store.clone(),
-        WriterConfig {
-            commit_interval: Duration::from_millis(20),
-            max_batch: 100,
-            meter: Default::default(),
-        },
+        WriterConfig::new(Duration::from_millis(20), 100, Default::default()),
     )
     .unwrap();
     let d = |v| reading("s", &[(Channel::CaudalGas, v)]);
@@ -326,11 +318,7 @@ fn snapshot(store: &Store) -> Snapshot {
 fn a_rebuild_equals_the_incremental_result() {
     let dir = tempfile::tempdir().unwrap();
     let tz: Tz = TZ.parse().unwrap();
-    let cfg = WriterConfig {
-        commit_interval: Duration::from_millis(20),
-        max_batch: 97,
-        meter: MeterRules::default(),
-    };
+    let cfg = WriterConfig::new(Duration::from_millis(20), 97, MeterRules::default());
     let trace = messy_trace();
     let (first, second) = trace.split_at(trace.len() / 2);
     // Incrementally, in batches, with a restart half-way.

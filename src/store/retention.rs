@@ -2,8 +2,7 @@
 //! budget needs the room (`storage.min_free_mb` free on the filesystem, `storage.max_store_mb`
 //! for the store). Only raw readings are ever pruned, oldest first; daily rows, rollups,
 //! stages, reports and accounts are kept. A reading is never pruned while a consumer (a
-//! forwarder's cursor, table `consumers`) still needs it, before it is in a rollup, or within
-//! the last hour.
+//! forwarder's cursor, table `consumers`) still needs it or before it is in a rollup.
 //!
 //! Pruning runs on its own thread in transactions of at most [`CHUNK`] readings, so the writer
 //! waits for one short transaction at a time. The database file never shrinks by itself:
@@ -29,8 +28,8 @@ use super::{Store, StoreError, rollups};
 
 /// Most readings removed per transaction.
 pub const CHUNK: usize = 5_000;
-/// Readings of the last hour are never pruned (also the slack of the oldest-first order).
-const KEEP_RECENT_US: i64 = 3_600 * 1_000_000;
+/// How far past the next stage's oldest reading one stage is pruned in one transaction.
+const SLACK_US: i64 = 3_600 * 1_000_000;
 /// Size of the reserve file released when the disk is full.
 const RESERVE_BYTES: u64 = 8 << 20;
 /// File name of the reserve inside `data_dir`.
@@ -94,7 +93,7 @@ impl Store {
             .map_err(|e| StoreError::Db(e.into()))?;
         let limit = {
             let consumers = txn.open_table(CONSUMERS)?;
-            let mut limit = before_us.min(crate::sitetime::now_us() - KEEP_RECENT_US);
+            let mut limit = before_us;
             for row in consumers.iter()? {
                 limit = limit.min(row?.1.value());
             }
@@ -123,7 +122,7 @@ impl Store {
             // do, an hour of slack keeps each transaction from taking one reading at a time.
             let upto = firsts
                 .get(1)
-                .map_or(limit, |(ts, _)| limit.min(ts.saturating_add(KEEP_RECENT_US)));
+                .map_or(limit, |(ts, _)| limit.min(ts.saturating_add(SLACK_US)));
             for row in readings.range((stage, i64::MIN)..(stage, upto.max(i64::MIN + 1)))? {
                 let key = row?.0.value();
                 if keys.len() == max || !rollups::folded_on_insert(cursor, key) {

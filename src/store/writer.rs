@@ -248,6 +248,13 @@ impl Writer {
                 self.gather(&rx, &mut open);
             }
             self.cycle(open);
+            if self.gave_up(open) {
+                // A flush (the stop) does not wait for a store that cannot be written: what
+                // it asked for is in the journal.
+                for w in self.waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
             let idle = self.batch.is_empty() && !self.backlog && self.waiters.is_empty();
             if !open && (idle || self.gave_up(open)) {
                 break;
@@ -535,7 +542,7 @@ impl Writer {
             error = %e,
             pending,
             journaled = self.backlog,
-            "commit failed; retrying (readings are kept)"
+            "commit failed; readings kept (journaled or in memory), retrying"
         );
         // After an I/O error (a full disk) redb refuses every later commit until the file is
         // reopened: reopen, so freeing space is enough to recover. What the database had only

@@ -42,6 +42,8 @@ pub struct Options {
     /// Lines added to the `[http]` section.
     pub http_toml: String,
     pub extra_toml: String,
+    /// Extra keys of `[storage]`.
+    pub storage_toml: String,
     /// Lines added inside `[mqtt]` (e.g. `max_connections = 64`).
     pub mqtt_extra: String,
     /// Lines added after the test sensor in `[mqtt.users]`: more `name = "password"` pairs
@@ -74,6 +76,7 @@ impl Default for Options {
             timezone: "America/Bogota".into(),
             http_toml: String::new(),
             extra_toml: String::new(),
+            storage_toml: String::new(),
             mqtt_extra: String::new(),
             users_extra: String::new(),
             create_admin: true,
@@ -141,6 +144,7 @@ max_fields = {maxf}
 [storage]
 data_dir = "{data}"
 commit_interval_ms = {commit}
+{storage_extra}
 [site]
 timezone = "{tz}"
 {extra}
@@ -157,6 +161,7 @@ timezone = "{tz}"
             tz = opts.timezone,
             http_extra = opts.http_toml,
             extra = opts.extra_toml,
+            storage_extra = opts.storage_toml,
             mqtt_extra = opts.mqtt_extra,
             users_extra = opts.users_extra,
         );
