@@ -79,6 +79,10 @@ pub async fn run(
         cfg.raw.storage.cache_size_mb,
         cfg.timezone,
     )?;
+    // The store is held now, so no other service can be writing a snapshot here.
+    for path in crate::backup::remove_leftovers(&cfg.raw.storage.data_dir) {
+        tracing::info!(path = %path.display(), "removed a leftover of an interrupted backup");
+    }
     if store.aggregates_outdated()? {
         tracing::warn!(
             "the daily gas figures of earlier days were computed by an earlier release's meter \
