@@ -23,6 +23,7 @@ use crate::ingest::{Ingest, IngestDeps};
 use crate::live::LiveHub;
 use crate::payload::Limits;
 use crate::sensors::{self, SensorRegistry};
+use crate::store::usage;
 use crate::store::writer::{self, WriterConfig};
 use crate::store::{Store, StoreError};
 use crate::watchdog::{self, Liveness};
@@ -68,6 +69,19 @@ fn spawn_revocation_pruner(store: Store, stop: CancellationToken) {
     });
 }
 
+/// Samples the store file's size every minute, for the growth rate and days until full.
+fn spawn_usage_sampler(store: Store, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(usage::SAMPLE_EVERY);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => usage::sample(&store),
+            }
+        }
+    });
+}
+
 /// Runs the appliance until `stop` resolves.
 pub async fn run(
     mut cfg: ValidConfig,
@@ -97,6 +111,7 @@ pub async fn run(
     let auth = Auth::start(&store, &raw.storage.data_dir, &raw.auth)?;
     let shutdown = CancellationToken::new();
     spawn_revocation_pruner(store.clone(), shutdown.clone());
+    spawn_usage_sampler(store.clone(), shutdown.clone());
     let (writer, writer_thread) = writer::spawn(
         store.clone(),
         WriterConfig {

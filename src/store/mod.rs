@@ -11,6 +11,7 @@ pub mod sensors;
 mod sessions;
 pub mod stages;
 pub(crate) mod tables;
+pub mod usage;
 pub mod users;
 pub mod writer;
 

@@ -52,6 +52,10 @@ pub mod meta_key {
     pub const INSTANCE_ID: &str = "instance_id";
     /// The next account id; never lowered, so ids are not handed out twice.
     pub const NEXT_USER_ID: &str = "next_user_id";
+    /// When the last prune that removed raw readings ran (µs since the epoch); missing: never.
+    pub const LAST_PRUNE_US: &str = "last_prune_us";
+    /// Raw readings pruned since the store was created (missing: none).
+    pub const PRUNED_TOTAL: &str = "pruned_total";
 }
 
 /// Creates every table so read transactions never meet a missing one.
