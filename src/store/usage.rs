@@ -182,11 +182,15 @@ mod tests {
         assert_eq!(g.bytes_per_day(), Some(24_000_000.0));
         // A day later only the last 24 h count: flat since then.
         g.record(3600 + 86_400, 2_000_000);
+        assert_eq!(g.bytes_per_day(), Some(0.0), "flat over the last day");
         g.record(3600 + 86_400 + 60, 2_000_000);
-        assert_eq!(g.bytes_per_day(), Some(0.0));
+        assert_eq!(g.bytes_per_day(), None, "what is left spans a minute");
+        g.record(3600 + 86_400 + 3600, 2_600_000);
+        // 600 kB over the hour kept: 14.4 MB a day.
+        assert_eq!(g.bytes_per_day(), Some(14_400_000.0));
         // A sample from before the last is ignored.
         g.record(10, 9_000_000);
-        assert_eq!(g.bytes_per_day(), Some(0.0));
+        assert_eq!(g.bytes_per_day(), Some(14_400_000.0));
     }
 
     #[test]
