@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark of the release binary with real MQTT publishers on loopback. Prints two tables.
+# Benchmark of the release binary with real MQTT publishers on loopback. Prints three tables.
 #
 #   scripts/bench.sh                      # everything (about 8 minutes)
 #   BENCH_QUICK=1 scripts/bench.sh        # shorter runs, for a smoke check of the script
 #   BENCH_ONLY=memory scripts/bench.sh    # only the memory-after-bursts table
+#   BENCH_ONLY=storage scripts/bench.sh   # only the storage table (about 6 minutes)
 #
 # Measures: sustained persisted readings/s with 20 QoS 1 publishers (and loss), the same
 # publishers relayed by Debian's Mosquitto to one subscriber (ratio), publish→WebSocket
