@@ -66,18 +66,26 @@ MEM_EXTRA=32           # the most extra channels a reading keeps
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do stop_pid "$p" KILL; done
   rm -rf "$WORK"
 }
-# stop_pid PID [SIGNAL]: sends SIGNAL (TERM by default) and waits at most 30 s for the process
-# to end (then SIGKILL), then reaps it. A bare `wait` could block on a process that is not
-# ours; this never waits on anything but PID, and never for long.
+# ours PID: whether PID is still a running child of this shell (not exited, not a process that
+# took a freed pid since), so it is never signalled by mistake.
+ours() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  set -- $stat
+  [ "$1" != Z ] && [ "$2" = "$BASHPID" ]
+}
+# stop_pid PID [SIGNAL]: sends SIGNAL (TERM by default) to a child and waits at most 30 s for
+# it to end (then SIGKILL), then reaps it. `wait` is only reached once the child is gone or
+# killed, so it cannot block (a bare `wait`, or one on a pid that is no longer ours, could).
 stop_pid() {
   local pid=$1 i
-  kill -"${2:-TERM}" "$pid" 2>/dev/null || true
-  for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
+  if ours "$pid"; then kill -"${2:-TERM}" "$pid" 2>/dev/null || true; fi
+  for i in $(seq 1 300); do ours "$pid" || break; sleep 0.1; done
+  if ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
   local kept=()
   for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
