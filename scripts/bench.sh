@@ -326,7 +326,7 @@ storage_bench() {
   stop_server
   f1=$(store_bytes "$dir")
   STORAGE_ROWS+="| stored per reading: file growth over $stored readings (default window) | $(python3 -c "print(f'{($f1-$f0)/max(1,$stored):.1f} B ({($f1-$f0)/1e6:.1f} MB)')") | |"$'\n'
-  STORAGE_ROWS+="| ingest rate, 4 QoS 1 publishers unthrottled, $n readings; written per reading | $(python3 -c "print(f'{$stored/($t1-$t0):.0f}/s; {($w1-$w0)/max(1,$stored):.0f} B')") | unchanged |"$'\n'
+  STORAGE_ROWS+="| burst ingest: $n readings from 4 QoS 1 publishers unthrottled, persisted/s from first publish to last commit; written per reading | $(python3 -c "print(f'{$stored/($t1-$t0):.0f}/s; {($w1-$w0)/max(1,$stored):.0f} B')") | unchanged |"$'\n'
   rm -rf "$dir" "$WORK"/five*
 
   echo "== storage: stage with $big readings over 60 days: 30-day chart and production/current"
