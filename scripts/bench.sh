@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark of the release binary with real MQTT publishers on loopback. Prints two tables.
+# Benchmark of the release binary with real MQTT publishers on loopback. Prints three tables.
 #
 #   scripts/bench.sh                      # everything (about 8 minutes)
 #   BENCH_QUICK=1 scripts/bench.sh        # shorter runs, for a smoke check of the script
 #   BENCH_ONLY=memory scripts/bench.sh    # only the memory-after-bursts table
+#   BENCH_ONLY=storage scripts/bench.sh   # only the storage table (about 6 minutes)
 #
 # Measures: sustained persisted readings/s with 20 QoS 1 publishers (and loss), the same
 # publishers relayed by Debian's Mosquitto to one subscriber (ratio), publish→WebSocket
@@ -30,17 +31,26 @@ done
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [ -x "$MOSQUITTO" ] || { echo "bench: mosquitto missing (apt-get install mosquitto)"; exit 1; }
 
-cargo build --release --locked --bin biogestor --example bench_latency --example bench_production \
-  --example bench_memory >/dev/null
-BIN=target/release/biogestor
-LAT=target/release/examples/bench_latency
-PROD=target/release/examples/bench_production
-MEM=target/release/examples/bench_memory
+# BENCH_BIN_DIR: take biogestor and the bench_* helpers from that folder instead of building
+# them (e.g. a copy of an earlier build, to compare, or to keep measuring while rebuilding).
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  BIN=$BENCH_BIN_DIR/biogestor
+  LAT=$BENCH_BIN_DIR/bench_latency
+  PROD=$BENCH_BIN_DIR/bench_production
+  MEM=$BENCH_BIN_DIR/bench_memory
+else
+  cargo build --release --locked --bin biogestor --example bench_latency --example bench_production \
+    --example bench_memory >/dev/null
+  BIN=target/release/biogestor
+  LAT=target/release/examples/bench_latency
+  PROD=target/release/examples/bench_production
+  MEM=target/release/examples/bench_memory
+fi
 ADMIN_PASS=Bench-Admin-2026
 MUSL_TARGET=x86_64-unknown-linux-musl
 GLIBC_BIN=${BENCH_GLIBC_BIN:-$BIN}
 MUSL_BIN=${BENCH_MUSL_BIN:-}
-if [ -z "$MUSL_BIN" ]; then
+if [ -z "$MUSL_BIN" ] && [ "${BENCH_ONLY:-}" != storage ]; then
   if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$MUSL_TARGET"; then
     rustup target add "$MUSL_TARGET" >/dev/null
   fi
@@ -56,10 +66,32 @@ MEM_EXTRA=32           # the most extra channels a reading keeps
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for p in "${PIDS[@]}"; do stop_pid "$p" KILL; done
   rm -rf "$WORK"
 }
+# ours PID: whether PID is still a running child of this shell (not exited, not a process that
+# took a freed pid since), so it is never signalled by mistake.
+ours() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  set -- $stat
+  [ "$1" != Z ] && [ "$2" = "$BASHPID" ]
+}
+# stop_pid PID [SIGNAL]: sends SIGNAL (TERM by default) to a child and waits at most 30 s for
+# it to end (then SIGKILL), then reaps it. `wait` is only reached once the child is gone or
+# killed, so it cannot block (a bare `wait`, or one on a pid that is no longer ours, could).
+stop_pid() {
+  local pid=$1 i
+  if ours "$pid"; then kill -"${2:-TERM}" "$pid" 2>/dev/null || true; fi
+  for i in $(seq 1 300); do ours "$pid" || break; sleep 0.1; done
+  if ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+  local kept=()
+  for i in "${PIDS[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
+  PIDS=("${kept[@]}")
+}
+stop_server() { stop_pid "$SERVER" TERM; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -96,7 +128,13 @@ start_server() {
   BIOGESTOR_MQTT__MAX_CONNECTIONS_PER_USER=$((PUBLISHERS + 8)) \
   BIOGESTOR_LOG__LEVEL=warn "$BIN" serve --config config.toml >>"$WORK/serve.log" 2>&1 &
   SERVER=$!; PIDS+=("$SERVER")
-  until curl -fsS -o /dev/null "http://127.0.0.1:$HTTP/healthz" 2>/dev/null; do sleep 0.005; done
+  local deadline=$(( $(date +%s) + 120 ))
+  until curl -fsS -o /dev/null "http://127.0.0.1:$HTTP/healthz" 2>/dev/null; do
+    if ! kill -0 "$SERVER" 2>/dev/null || [ "$(date +%s)" -gt "$deadline" ]; then
+      echo "bench: the service did not become healthy; its log:" >&2; tail -20 "$WORK/serve.log" >&2; exit 1
+    fi
+    sleep 0.005
+  done
   STARTUP_MS=$(python3 -c "print(round(($(now)-$t0)*1000))")
   TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
     -d "{\"username\":\"bench\",\"password\":\"$ADMIN_PASS\"}" \
@@ -157,7 +195,7 @@ memory_row() {
   "$PROD" report "$HTTP" "$TOKEN" "$MEM_REPORTS" >/dev/null
   reports=$(settled_kb "$SERVER")
   peak=$(hwm_kb "$SERVER")
-  kill -TERM "$SERVER"; wait "$SERVER" || true
+  stop_server
   rm -rf "$dir"
   MEM_PAGE_BYTES=$(sed -n 's/.*bytes_per_page=\([0-9]*\).*/\1/p' <<<"$page_info")
   MEM_ROWS+="| $label | $(mb "$idle") | $(mb "$logins") | $(mb "$pages") | $(mb "$reports") | $(mb "$peak") |"$'\n'
@@ -181,6 +219,152 @@ print_memory_table() {
   printf '%s' "$MEM_ROWS"
   printf '| goal | | ≤ idle + 40 | ≤ idle + 40 | ≤ idle + 40 | < 256 (MemoryMax) |\n'
 }
+
+# ---------------------------------------------------------------------------------------------
+# Storage: what the store writes to the card and keeps, with JSON readings of 5 channels.
+
+# five_channels RATE SECONDS: prints one JSON reading of 5 channels per line, RATE lines a
+# second for SECONDS (0 = no pause), for `mosquitto_pub -l`.
+five_channels() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys, time
+rate, seconds = float(sys.argv[1]), float(sys.argv[2])
+n = int(rate * seconds) if rate > 0 else int(seconds)
+start, gas = time.monotonic(), 0.0
+for i in range(n):
+    gas += 0.0042
+    print(json.dumps({"presion": round(1006 + (i % 17) * 0.1, 2), "temperatura": round(35 + (i % 11) * 0.1, 2),
+                      "humedad": round(60 + (i % 13) * 0.5, 2), "calidad": round(60 + (i % 7) * 0.3, 2),
+                      "gas_total_m3": round(gas, 6)}), flush=rate > 0)
+    if rate > 0:
+        delay = start + (i + 1) / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+PY
+}
+
+store_bytes() { stat -c %s "$1/biogestor.redb"; }
+
+# storage_rate RATE COMMIT_MS SECONDS OUT: a fresh service with that commit interval receives
+# RATE readings/s from one QoS 1 publisher; after STORAGE_WARMUP s (start-up excluded) the
+# bytes it writes (/proc/PID/io write_bytes) are counted for SECONDS. Writes `key=value` lines
+# to OUT. Runs in a subshell of its own (several at once).
+storage_rate() (
+  local rate=$1 commit_ms=$2 seconds=$3 out=$4 dir gen w0 w1 r0 r1 t0 t1 f0 f1
+  dir=$(mktemp -d "$WORK/data-rate-XXXX")
+  BIOGESTOR_STORAGE__COMMIT_INTERVAL_MS=$commit_ms start_server "$dir"
+  trap 'kill $SERVER ${gen:-} 2>/dev/null || true' EXIT
+  five_channels "$rate" $((STORAGE_WARMUP + seconds + 5)) |
+    mosquitto_pub -h 127.0.0.1 -p "$MQTT" -t Prueba -q 1 -i "bench-storage-$rate-$commit_ms" -l &
+  gen=$!
+  sleep "$STORAGE_WARMUP"
+  w0=$(write_bytes "$SERVER"); r0=$(stat_json lecturas_total); f0=$(store_bytes "$dir"); t0=$(now)
+  sleep "$seconds"
+  w1=$(write_bytes "$SERVER"); r1=$(stat_json lecturas_total); f1=$(store_bytes "$dir"); t1=$(now)
+  wait "$gen" 2>/dev/null || true
+  stop_server
+  python3 - "$rate" "$w0" "$w1" "$t0" "$t1" "$r0" "$r1" "$f0" "$f1" >"$out" <<'PY'
+import sys
+rate, w0, w1, t0, t1, r0, r1, f0, f1 = map(float, sys.argv[1:])
+bps = (w1 - w0) / (t1 - t0)
+print(f"bps={bps:.0f}")
+print(f"kbs={bps / 1000:.2f}")
+print(f"gbday={bps * 86400 / 1e9:.2f}")
+print(f"per_reading={bps / rate / 1000:.2f}")
+print(f"stored={r1 - r0:.0f}")
+print(f"grew={f1 - f0:.0f}")
+PY
+  rm -rf "$dir"
+)
+
+storage_bench() {
+  local q=$QUICK
+  local fast=${BENCH_STORAGE_SECONDS:-$([ "$q" = 1 ] && echo 20 || echo 60)}
+  local slow=${BENCH_STORAGE_SLOW_SECONDS:-$([ "$q" = 1 ] && echo 60 || echo 180)}
+  STORAGE_WARMUP=${BENCH_STORAGE_WARMUP:-$([ "$q" = 1 ] && echo 5 || echo 10)}
+  local n=${BENCH_STORAGE_READINGS:-$([ "$q" = 1 ] && echo 20000 || echo 100000)}
+  local big=${BENCH_CHART_READINGS:-$([ "$q" = 1 ] && echo 500000 || echo 5000000)}
+  echo "== storage: bytes written at 1 and 10 readings/s, commit interval 1 s (${fast}s) and 60 s (${slow}s), 4 services at once"
+  local jobs=() rate ms secs goal
+  for ms in 1000 60000; do
+    for rate in 1 10; do
+      secs=$([ "$ms" = 1000 ] && echo "$fast" || echo "$slow")
+      storage_rate "$rate" "$ms" "$secs" "$WORK/storage-$rate-$ms" &
+      jobs+=($!)
+    done
+  done
+  for p in "${jobs[@]}"; do wait "$p" || { echo "bench: a storage run failed" >&2; exit 1; }; done
+  STORAGE_ROWS=""
+  for ms in 1000 60000; do
+    for rate in 1 10; do
+      # shellcheck disable=SC1090
+      . "$WORK/storage-$rate-$ms"
+      secs=$([ "$ms" = 1000 ] && echo "$fast" || echo "$slow")
+      case "$rate/$ms" in 10/1000) goal='≤ 8 kB/s' ;; 10/60000) goal='≤ 0.4 kB/s' ;; *) goal='' ;; esac
+      STORAGE_ROWS+="| written, $rate reading/s, commit interval $((ms / 1000)) s (${secs} s steady) | $kbs kB/s ($gbday GB/day), $per_reading kB per reading ($stored stored) | $goal |"$'\n'
+    done
+  done
+
+  echo "== storage: $n readings from 4 QoS 1 publishers as fast as acknowledged (file growth, ingest rate)"
+  local dir f0 f1 t0 t1 w0 w1
+  dir=$(mktemp -d "$WORK/data-grow-XXXX")
+  five_channels 0 "$n" >"$WORK/five.jsonl"
+  start_server "$dir"
+  f0=$(store_bytes "$dir"); w0=$(write_bytes "$SERVER"); t0=$(now)
+  # Four publishers, a quarter of the lines each.
+  split -n l/4 "$WORK/five.jsonl" "$WORK/five-part-"
+  local pubs=() part
+  for part in "$WORK"/five-part-*; do
+    mosquitto_pub -h 127.0.0.1 -p "$MQTT" -t Prueba -q 1 -i "bench-bulk-${part##*-}" -l <"$part" &
+    pubs+=($!)
+  done
+  for part in "${pubs[@]}"; do wait "$part"; done
+  local waited=0
+  while [ "$(stat_json lecturas_total)" -lt "$n" ] && [ "$waited" -lt 6000 ]; do sleep 0.05; waited=$((waited + 1)); done
+  t1=$(now); w1=$(write_bytes "$SERVER")
+  local stored; stored=$(stat_json lecturas_total)
+  stop_server
+  f1=$(store_bytes "$dir")
+  STORAGE_ROWS+="| stored per reading: file growth over $stored readings (default window) | $(python3 -c "print(f'{($f1-$f0)/max(1,$stored):.1f} B ({($f1-$f0)/1e6:.1f} MB)')") | |"$'\n'
+  STORAGE_ROWS+="| burst ingest: $n readings from 4 QoS 1 publishers unthrottled, persisted/s from first publish to last commit; written per reading | $(python3 -c "print(f'{$stored/($t1-$t0):.0f}/s; {($w1-$w0)/max(1,$stored):.0f} B')") | unchanged |"$'\n'
+  rm -rf "$dir" "$WORK"/five*
+
+  echo "== storage: stage with $big readings over 60 days: 30-day chart and production/current"
+  local seed chart
+  seed=$("$PROD" seed "$WORK/data-chart" "$big" 60)
+  start_server "$WORK/data-chart"
+  local from to
+  from=$(date -u -d '30 days ago' +%Y-%m-%dT%H:%M:%SZ); to=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  chart=$(for i in $(seq 1 "${BENCH_CHART_CALLS:-10}"); do
+    curl -fsS -o "$WORK/chart.json" -w '%{time_total} %{size_download}\n' -H "Authorization: Bearer $TOKEN" \
+      "http://127.0.0.1:$HTTP/api/dashboard/readings/?from=$from&to=$to&bucket=3600"
+  done | python3 -c '
+import sys
+rows = [tuple(map(float, l.split())) for l in sys.stdin if l.strip()]
+t = sorted(r[0] * 1000 for r in rows)
+print(f"median {t[len(t)//2]:.0f} ms, max {t[-1]:.0f} ms, {rows[-1][1]/1000:.0f} kB, n={len(t)}")')
+  local buckets; buckets=$(python3 -c "import json; print(len(json.load(open('$WORK/chart.json'))['buckets']))")
+  local prod; prod=$("$PROD" http "$HTTP" "$TOKEN" 200)
+  stop_server
+  STORAGE_ROWS+="| 30-day chart (readings?bucket=3600, $buckets buckets), $big readings over 60 days | $chart | |"$'\n'
+  STORAGE_ROWS+="| production/current, $big readings (200 calls) | $prod | unchanged |"$'\n'
+  STORAGE_ROWS+="| seeding $big readings (batch writer) | $seed | |"$'\n'
+  rm -rf "$WORK/data-chart"
+  STORAGE_CMD="BENCH_STORAGE_SECONDS=$fast BENCH_STORAGE_SLOW_SECONDS=$slow BENCH_STORAGE_WARMUP=$STORAGE_WARMUP BENCH_STORAGE_READINGS=$n BENCH_CHART_READINGS=$big"
+}
+
+print_storage_table() {
+  printf '\ncommand: %s (%s), %s cores; JSON readings of 5 channels, QoS 1, /proc/PID/io write_bytes\n' \
+    "$0" "$STORAGE_CMD" "$(nproc)"
+  printf '| storage | value | goal |\n|---|---|---|\n'
+  printf '%s' "$STORAGE_ROWS"
+}
+
+if [ "${BENCH_ONLY:-}" = storage ]; then
+  storage_bench
+  print_storage_table
+  exit 0
+fi
 
 if [ "${BENCH_ONLY:-}" = memory ]; then
   memory_bursts
@@ -239,13 +423,13 @@ PEAK_KB=$(hwm_kb "$SERVER")
 
 echo "== publish → WebSocket latency (1000 msgs at 100/s)"
 LATENCY=$(BENCH_TOKEN=$TOKEN "$LAT" "$HTTP" "$MQTT" 1000 100 | tail -1)
-kill -TERM "$SERVER"; wait "$SERVER" || true
+stop_server
 
 echo "== mosquitto relay: same publishers, one QoS 1 subscriber, no persistence"
 MPORT=$(free_port)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n' "$MPORT" >"$WORK/mosq.conf"
 "$MOSQUITTO" -c "$WORK/mosq.conf" >"$WORK/mosq.log" 2>&1 &
-PIDS+=($!)
+MOSQ=$!; PIDS+=("$MOSQ")
 sleep 0.5
 mosquitto_sub -p "$MPORT" -t Prueba -q 1 >"$WORK/sub.out" &
 SUB=$!; PIDS+=("$SUB")
@@ -264,7 +448,8 @@ M1=$(now)
 RECEIVED=$(wc -l <"$WORK/sub.out")
 MOSQ_RATE=$(python3 -c "print(round($RECEIVED/($M1-$M0)))")
 RATIO=$(python3 -c "print(round($INGEST_RATE/$MOSQ_RATE, 2))")
-kill "$SUB" 2>/dev/null || true
+stop_pid "$SUB"
+stop_pid "$MOSQ"
 
 echo "== field rate: 10 msg/s for ${FIELD_SECONDS}s, default commit interval"
 start_server "$WORK/data-field"
@@ -274,7 +459,7 @@ W0=$(write_bytes "$SERVER"); R0=$(stat_json lecturas_total)
 sleep 2
 W1=$(write_bytes "$SERVER"); R1=$(stat_json lecturas_total)
 BYTES_PER_READING=$(python3 -c "print(round(($W1-$W0)/max(1,$R1-$R0)))")
-kill -TERM "$SERVER"; wait "$SERVER" || true
+stop_server
 
 PROD_ROWS=""
 for n in ${BENCH_PRODUCTION_SIZES:-1000000 5000000}; do
@@ -284,7 +469,7 @@ for n in ${BENCH_PRODUCTION_SIZES:-1000000 5000000}; do
   SCAN=$("$PROD" scan "$WORK/data-prod-$n")
   start_server "$WORK/data-prod-$n"
   HTTPT=$("$PROD" http "$HTTP" "$TOKEN" 200)
-  kill -TERM "$SERVER"; wait "$SERVER" || true
+  stop_server
   PROD_ROWS+="| production/current over HTTP, $n readings (200 calls) | $HTTPT | p50 ≤ 5 ms |"$'\n'
   PROD_ROWS+="| same answer: daily table vs raw scan, $n readings | $SCAN | |"$'\n'
   PROD_ROWS+="| seeding ($n readings via the batch writer); start → healthy | $SEED; ${STARTUP_MS} ms | |"$'\n'
@@ -301,10 +486,11 @@ RID=$(sed -n 's/.*last_id=\([0-9]*\).*/\1/p' <<<"$REPORT_T")
 REPORT_SIZES=$(for k in pdf/reporte_$RID.pdf excel/reporte_$RID.xlsx csv/reporte_$RID.csv; do
   printf '%s %s B; ' "${k##*.}" "$(stat -c %s "$WORK/data-report/reports/$k")"; done)
 PAGES=$(pdfinfo "$WORK/data-report/reports/pdf/reporte_$RID.pdf" 2>/dev/null | awk '/^Pages/ {print $2}')
-kill -TERM "$SERVER"; wait "$SERVER" || true
+stop_server
 rm -rf "$WORK/data-report"
 
 memory_bursts
+storage_bench
 
 strip -o "$WORK/stripped" "$BIN"
 SIZE_MB=$(python3 -c "import os; print(round(os.path.getsize('$WORK/stripped')/1e6, 2))")
@@ -330,3 +516,4 @@ printf '%s' "$PROD_ROWS"
 printf '| report/create, 120-day stage, %s readings (7 runs) | %s; files: %s PDF pages %s | ≤ 300 ms |\n' \
   "$REPORT_N" "$REPORT_T" "$REPORT_SIZES" "$PAGES"
 print_memory_table
+print_storage_table

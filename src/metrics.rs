@@ -15,12 +15,14 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+use crate::store::usage::Usage;
 
 /// `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -182,6 +184,8 @@ pub struct Scrape<'a> {
     pub uptime: Duration,
     /// Whether the store writer's last commit succeeded.
     pub writer_healthy: bool,
+    /// Room the store takes and has left (absent when it could not be read).
+    pub usage: Option<&'a Usage>,
 }
 
 /// Resident memory of this process in bytes, from `/proc/self/status` (`VmRSS`, exact
@@ -191,6 +195,58 @@ pub fn resident_memory_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The store's room: free space, growth, days until full, oldest reading, last prune. A value
+/// that is not known (or a prune that never ran) is left out rather than shown as 0.
+fn register_usage(r: &mut Registry, u: &Usage) {
+    let gauge = |r: &mut Registry, name: &str, help: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            r.register(name, help, ConstGauge::new(v));
+        }
+    };
+    gauge(
+        r,
+        "biogestor_store_filesystem_free_bytes",
+        "Bytes free on the file system holding the store",
+        u.free_bytes.map(|v| v as f64),
+    );
+    gauge(
+        r,
+        "biogestor_store_filesystem_size_bytes",
+        "Size of the file system holding the store",
+        u.filesystem_bytes.map(|v| v as f64),
+    );
+    gauge(
+        r,
+        "biogestor_store_growth_bytes_per_day",
+        "Growth of the store file over the last 24 hours (absent before an hour of samples)",
+        u.growth_bytes_per_day,
+    );
+    gauge(
+        r,
+        "biogestor_store_days_until_full",
+        "Days until the free space is used up at the store's growth rate (absent when unknown \
+         or not growing)",
+        u.days_until_full,
+    );
+    gauge(
+        r,
+        "biogestor_store_oldest_reading_timestamp_seconds",
+        "Receive time of the oldest raw reading kept (absent when there is none)",
+        u.oldest_reading_us.map(|us| us as f64 / 1e6),
+    );
+    gauge(
+        r,
+        "biogestor_store_last_prune_timestamp_seconds",
+        "When the last prune that removed raw readings ran (absent when never)",
+        u.last_prune_us.map(|us| us as f64 / 1e6),
+    );
+    r.register(
+        "biogestor_store_pruned_readings",
+        "Raw readings pruned since the store was created",
+        ConstCounter::new(u.pruned_total),
+    );
 }
 
 /// Every metric in the Prometheus text format.
@@ -277,6 +333,9 @@ pub fn render(s: &Scrape<'_>) -> Result<String, std::fmt::Error> {
             ConstGauge::new(meta.len() as i64),
         );
     }
+    if let Some(u) = s.usage {
+        register_usage(&mut r, u);
+    }
     if let Some(rss) = resident_memory_bytes() {
         r.register(
             "process_resident_memory_bytes",
@@ -308,6 +367,7 @@ mod tests {
         http_refused("max_connections_per_address");
         let text = render(&Scrape {
             store_file: Path::new("/nonexistent"),
+            usage: None,
             ws_clients: 2,
             uptime: Duration::from_secs(5),
             writer_healthy: true,

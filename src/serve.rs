@@ -24,6 +24,7 @@ use crate::live::LiveHub;
 use crate::payload::Limits;
 use crate::sensors::{self, SensorRegistry};
 use crate::store::retention;
+use crate::store::usage;
 use crate::store::writer;
 use crate::store::{Store, StoreError};
 use crate::watchdog::{self, Liveness};
@@ -72,6 +73,19 @@ fn spawn_revocation_pruner(store: Store, stop: CancellationToken) {
     });
 }
 
+/// Samples the store file's size every minute, for the growth rate and days until full.
+fn spawn_usage_sampler(store: Store, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(usage::SAMPLE_EVERY);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => usage::sample(&store),
+            }
+        }
+    });
+}
+
 /// Runs the appliance until `stop` resolves.
 pub async fn run(
     mut cfg: ValidConfig,
@@ -83,6 +97,10 @@ pub async fn run(
         cfg.raw.storage.cache_size_mb,
         cfg.timezone,
     )?;
+    // The store is held now, so no other service can be writing a snapshot here.
+    for path in crate::backup::remove_leftovers(&cfg.raw.storage.data_dir) {
+        tracing::info!(path = %path.display(), "removed a leftover of an interrupted backup");
+    }
     if store.aggregates_outdated()? {
         tracing::warn!(
             "the daily gas figures of earlier days were computed by an earlier release's meter \
@@ -97,6 +115,7 @@ pub async fn run(
     let auth = Auth::start(&store, &raw.storage.data_dir, &raw.auth)?;
     let shutdown = CancellationToken::new();
     spawn_revocation_pruner(store.clone(), shutdown.clone());
+    spawn_usage_sampler(store.clone(), shutdown.clone());
     let (writer, writer_thread) = writer::spawn(store.clone(), cfg.writer_config())?;
     let retention_stop = Arc::new(AtomicBool::new(false));
     let retention_thread = retention::spawn(

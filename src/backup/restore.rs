@@ -10,9 +10,8 @@ use redb::{
     Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
 };
 
-use super::{
-    BackupError, Staging, copy_synced, file_timestamp, io, optional_tables, sync_dir, table_names,
-};
+use super::staging::{Staging, copy_synced, sync_dir};
+use super::{BackupError, file_timestamp, io, optional_tables, table_names};
 use crate::config::ValidConfig;
 use crate::store::codec::{decode_daily, decode_meter, decode_reading};
 use crate::store::sensors::decode_sensor;
@@ -353,6 +352,12 @@ pub fn restore(cfg: &ValidConfig, file: &Path) -> Result<Restored, BackupError> 
              (`sudo systemctl stop biogestor`), run the restore again, then start it",
             target.display()
         )));
+    }
+    for path in super::remove_leftovers(data_dir) {
+        eprintln!(
+            "biogestor restore: removed {}, left by an interrupted backup or restore",
+            path.display()
+        );
     }
     check_before_copy(file, data_dir)?;
     let staging = Staging::new(data_dir, "restore")?;

@@ -159,7 +159,12 @@ async fn backup(
 
 async fn metrics_handler(State(st): State<AppState>) -> Result<Response, ApiError> {
     let counters = st.store.counters();
+    let store = st.store.clone();
+    let usage = blocking(move || crate::store::usage::usage(&store))
+        .await
+        .ok();
     let body = metrics::render(&metrics::Scrape {
+        usage: usage.as_ref(),
         store_file: st.store.path(),
         ws_clients: st.live.clients(),
         uptime: st.started.elapsed(),

@@ -2,7 +2,8 @@
 //! MQTT broker completed a recent loopback CONNECT; 503 otherwise.
 //!
 //! Anyone may ask, and anyone learns only `{"status": "ok"}` (or `"error"`). The details (each
-//! part's state, version, uptime, clock, live clients, site, pending first-run setup) are for
+//! part's state, version, uptime, clock, live clients, site, pending first-run setup, the
+//! store's room: size, free space, days until full, oldest reading, last prune) are for
 //! callers with a valid access token of an approved account, or the metrics token: they tell
 //! a visitor on the network more than whether the appliance is up.
 
@@ -18,7 +19,8 @@ use super::AppState;
 use super::error::blocking;
 use super::guard::{AuthHeader, auth_header, authenticate, is_metrics_token};
 use super::routes::{Access, Route};
-use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us};
+use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us, rfc3339};
+use crate::store::usage::{Usage, usage};
 
 /// The health check's route (open to everyone; the details check the token themselves).
 pub fn routes() -> Vec<Route> {
@@ -31,6 +33,21 @@ async fn may_see_details(st: &AppState, headers: &HeaderMap) -> bool {
         return false;
     };
     is_metrics_token(st, Some(&token)) || authenticate(st, Some(token)).await.is_ok()
+}
+
+/// The store's room for the details: sizes in bytes, times in the site's zone, `null` where
+/// unknown (days until full: also when the store is not growing; last prune: never ran).
+fn storage_json(u: &Usage, tz: chrono_tz::Tz) -> serde_json::Value {
+    json!({
+        "store_bytes": u.store_bytes,
+        "free_bytes": u.free_bytes,
+        "filesystem_bytes": u.filesystem_bytes,
+        "growth_bytes_per_day": u.growth_bytes_per_day.map(f64::round),
+        "days_until_full": u.days_until_full.map(|d| (d * 10.0).round() / 10.0),
+        "oldest_reading": u.oldest_reading_us.map(|us| rfc3339(tz, us)),
+        "last_prune": u.last_prune_us.map(|us| rfc3339(tz, us)),
+        "pruned_total": u.pruned_total,
+    })
 }
 
 async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response {
@@ -48,6 +65,11 @@ async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response {
     if !may_see_details(&st, &headers).await {
         return (status, Json(json!({ "status": summary }))).into_response();
     }
+    let store = st.store.clone();
+    let storage = match blocking(move || usage(&store)).await {
+        Ok(u) => storage_json(&u, st.config.timezone),
+        Err(_) => serde_json::Value::Null,
+    };
     let body = json!({
         "status": summary,
         "store": if ping.is_ok() { "ok" } else { "error" },
@@ -59,6 +81,7 @@ async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response {
         "ws_clients": st.live.clients(),
         "site": { "name": st.config.raw.site.name, "timezone": st.config.raw.site.timezone },
         "setup_pending": st.auth.setup_pending(),
+        "storage": storage,
     });
     (status, Json(body)).into_response()
 }

@@ -14,6 +14,7 @@ pub mod sensors;
 mod sessions;
 pub mod stages;
 pub(crate) mod tables;
+pub mod usage;
 pub mod users;
 pub mod writer;
 

@@ -70,9 +70,9 @@ pub mod meta_key {
     /// Raw readings received before this time (µs) may have been pruned: days before it are
     /// only in the daily rows and rollups, which `reindex` must keep.
     pub const RAW_KEPT_FROM_US: &str = "raw_kept_from_us";
-    /// When the last prune that removed readings ran (µs since the epoch).
+    /// When the last prune that removed raw readings ran (µs since the epoch); missing: never.
     pub const LAST_PRUNE_US: &str = "last_prune_us";
-    /// Raw readings pruned since the store was created.
+    /// Raw readings pruned since the store was created (missing: none).
     pub const PRUNED_TOTAL: &str = "pruned_total";
 }
 

@@ -1,5 +1,6 @@
-// Estado: the appliance's health (store, writer, clock), version, uptime, live clients, and the
-// ingest counters (readings, rejected and lost messages). Refreshes every 10 seconds.
+// Estado: the appliance's health (store, writer, clock), version, uptime, live clients, the
+// store's room (size, free space, days until full, oldest reading, last prune) and the ingest
+// counters (readings, rejected and lost messages). Refreshes every 10 seconds.
 
 import { can, get, serverNow } from '../api.js?v=__V__';
 import { html } from '../dom.js?v=__V__';
@@ -7,6 +8,29 @@ import { age, dateTime, duration, num, parseTs, zoneNote } from '../fmt.js?v=__V
 
 function okTag(ok, good, bad) {
   return ok ? html`<span class="tag ok">${good}</span>` : html`<span class="tag bad">${bad}</span>`;
+}
+
+/** Bytes as kB/MB/GB (decimal units, as disks are sold); '—' when unknown. */
+function bytes(n) {
+  if (n === null || n === undefined) return '—';
+  const units = [['GB', 1e9], ['MB', 1e6], ['kB', 1e3]];
+  for (const [unit, size] of units) if (n >= size) return `${num(n / size, 1)} ${unit}`;
+  return `${num(n, 0)} B`;
+}
+
+/** The store's room, from the health details; nothing when the service did not send it. */
+function storageList(st) {
+  if (!st) return '';
+  const days = st.days_until_full;
+  const low = days !== null && days !== undefined && days < 30;
+  return html`<h3>Almacenamiento</h3><dl class="stats" id="storage-list">
+    <div><dt>Base de datos</dt><dd id="st-store">${bytes(st.store_bytes)}</dd></div>
+    <div><dt>Espacio libre en el disco</dt><dd id="st-free">${bytes(st.free_bytes)}${st.filesystem_bytes ? html`<br><small>de ${bytes(st.filesystem_bytes)}</small>` : ''}</dd></div>
+    <div class="${low ? 'warnbox' : ''}"><dt>Días hasta llenarse</dt><dd id="st-days">${days === null || days === undefined ? '—' : num(days, days < 10 ? 1 : 0)}
+      <br><small>${days === null || days === undefined ? 'La base de datos no está creciendo, o aún no hay una hora de medidas.' : `Al ritmo de las últimas 24 h (${bytes(st.growth_bytes_per_day)} por día).`}</small></dd></div>
+    <div><dt>Lectura más antigua guardada</dt><dd id="st-oldest">${st.oldest_reading ? dateTime(st.oldest_reading) : 'ninguna'}</dd></div>
+    <div><dt>Última depuración</dt><dd id="st-prune">${st.last_prune ? html`${dateTime(st.last_prune)}<br><small>${num(st.pruned_total, 0)} lecturas depuradas en total</small>` : 'nunca'}</dd></div>
+  </dl>`;
 }
 
 export function render(main) {
@@ -40,7 +64,7 @@ export function render(main) {
       <div><dt>Versión</dt><dd>${h.version}</dd></div>
       <div><dt>En marcha desde hace</dt><dd>${duration(h.uptime_s)}</dd></div>
       <div><dt>Navegadores en vivo</dt><dd>${num(h.ws_clients, 0)}</dd></div>
-    </dl>`;
+    </dl>${storageList(h.storage)}`;
   }
 
   async function loadCounts() {
