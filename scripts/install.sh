@@ -131,6 +131,17 @@ toml_section_lines() {
         cur == sec && /^[ \t]*[A-Za-z0-9_-]+[ \t]*=/ { print }' "$1"
 }
 
+# destdir_env FILE: sets DEST_ENV to the variables that point the paths of configuration FILE
+# (data_dir, an absolute tls.cert / tls.key) into $DESTDIR, for running the binary on it here.
+destdir_env() {
+    local cert key
+    DEST_ENV=(BIOGESTOR_STORAGE__DATA_DIR="$DESTDIR$STATE_DIR")
+    cert=$(toml_get "$1" tls cert)
+    key=$(toml_get "$1" tls key)
+    case $cert in /*) DEST_ENV+=(BIOGESTOR_TLS__CERT="$DESTDIR$cert") ;; esac
+    case $key in /*) DEST_ENV+=(BIOGESTOR_TLS__KEY="$DESTDIR$key") ;; esac
+}
+
 # random_token N: N random characters [A-Za-z0-9] from /dev/urandom.
 random_token() {
     local n=$1 s=""
@@ -191,7 +202,8 @@ say "binary: $VERSION"
 
 # Upgrade: the new binary must accept the existing configuration before anything is replaced.
 if [ -e "$DESTDIR$CONF_PATH" ]; then
-    out=$(BIOGESTOR_STORAGE__DATA_DIR="$DESTDIR$STATE_DIR" "${RUN[@]}" "$BIN" check-config --config "$DESTDIR$CONF_PATH" 2>&1) \
+    destdir_env "$DESTDIR$CONF_PATH"
+    out=$(env "${DEST_ENV[@]}" "${RUN[@]}" "$BIN" check-config --config "$DESTDIR$CONF_PATH" 2>&1) \
         || die "$BIN rejects the existing $CONF_PATH, nothing was changed: $out"
 fi
 
@@ -292,11 +304,8 @@ fi
 
 # Validate the configuration with the installed binary.
 if [ -n "$DESTDIR" ]; then
-    tls_env=()
-    if [ -n "$FINGERPRINT" ]; then
-        tls_env=(BIOGESTOR_TLS__CERT="$DESTDIR$TLS_DIR/cert.pem" BIOGESTOR_TLS__KEY="$DESTDIR$TLS_DIR/key.pem")
-    fi
-    out=$(env BIOGESTOR_STORAGE__DATA_DIR="$DESTDIR$STATE_DIR" "${tls_env[@]}" "${RUN[@]}" "$DESTDIR$BIN_PATH" check-config --config "$CONF" 2>&1) \
+    destdir_env "$CONF"
+    out=$(env "${DEST_ENV[@]}" "${RUN[@]}" "$DESTDIR$BIN_PATH" check-config --config "$CONF" 2>&1) \
         || die "check-config rejected $CONF: $out"
 else
     # As the service user: also proves it can read the file.

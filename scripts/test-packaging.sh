@@ -213,8 +213,10 @@ records_actions() {
         && [ "$(sha /etc/passwd)" = "$passwd_before" ]
 }
 sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
+# The plain listeners of an installed config (its TLS listeners are tested by serves_tls).
 serves_with_config() {
-    (SMOKE_CONFIG=$1 SMOKE_MQTT_PASSWORD=$2 serve_smoke installed-config "$BIN")
+    (export BIOGESTOR_HTTP__TLS_BIND="" BIOGESTOR_MQTT__TLS_BIND="" BIOGESTOR_TLS__CERT="" BIOGESTOR_TLS__KEY=""
+     SMOKE_CONFIG=$1 SMOKE_MQTT_PASSWORD=$2 serve_smoke installed-config "$BIN")
 }
 reinstall_keeps_config() { install_into "$1" && [ "$(sha "$2")" = "$3" ]; }
 purged() { [ ! -e "$1/etc/biogestor" ] && [ ! -e "$1/var/lib/biogestor" ] && [ ! -e "$1/usr/local/bin/biogestor" ]; }
@@ -242,7 +244,8 @@ check "two installs get different password, jwt_secret and metrics_token" \
 check "DESTDIR mode records user creation and systemctl, host users untouched" \
     records_actions "$D1/.install-actions"
 check "check-config accepts the written config" \
-    env BIOGESTOR_STORAGE__DATA_DIR="$D1/var/lib/biogestor" "$BIN" check-config --config "$CONF1"
+    env BIOGESTOR_STORAGE__DATA_DIR="$D1/var/lib/biogestor" BIOGESTOR_TLS__CERT="$D1/etc/biogestor/tls/cert.pem" \
+    BIOGESTOR_TLS__KEY="$D1/etc/biogestor/tls/key.pem" "$BIN" check-config --config "$CONF1"
 
 sum_before=$(sha "$CONF1")
 echo "marker" >"$D1/var/lib/biogestor/marker"
