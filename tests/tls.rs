@@ -1,7 +1,8 @@
 //! Optional TLS (`[tls]`, `http.tls_bind`, `mqtt.tls_bind`) with the real binary and a
 //! certificate made by `biogestor tls-cert`: HTTPS, wss and MQTT over TLS work with clients
-//! that pin that certificate, the listeners keep the plain ones' protections (credentials,
-//! connection caps, timeouts), and a bad certificate or key stops start-up with the key to fix.
+//! that pin that certificate, and the listeners keep the plain ones' protections (credentials,
+//! throttling, connection caps, timeouts). Certificate and configuration errors:
+//! `tests/tls_certificates.rs`; memory after HTTPS logins: `tests/memory.rs`.
 
 mod common;
 
@@ -10,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::tls::{
     CertDir, TlsAppliance, client_trusting, connect, https_login, https_request, mqtt_connack,
-    read_all, with_tls,
+    read_all,
 };
-use common::{ADMIN_PASS, ADMIN_USER, MQTT_PASS, MQTT_USER, Options, free_port, run_bin};
+use common::{ADMIN_PASS, ADMIN_USER, MQTT_PASS, MQTT_USER, Options};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -136,6 +137,33 @@ async fn mqtts_checks_passwords_like_the_plain_listener() {
         Some(4)
     );
     assert!(t.app.log().contains("bad_credentials"), "{}", t.app.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_over_tls_throttles_the_address_on_both_listeners() {
+    let t = TlsAppliance::start(Options {
+        mqtt_extra: "auth_failures_per_address = 3\n".into(),
+        ..Options::default()
+    });
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        let mut s = connect(t.mqtts_port, t.client()).await.unwrap();
+        answers.push(mqtt_connack(&mut s, &format!("adivina-{i}"), MQTT_USER, "no-es").await);
+    }
+    assert_eq!(&answers[..3], &[Some(4); 3], "{answers:?}");
+    assert_eq!(answers[4], Some(3), "throttled over TLS: {answers:?}");
+    // The right password from the throttled address: refused on both listeners alike.
+    let mut s = connect(t.mqtts_port, t.client()).await.unwrap();
+    assert_eq!(
+        mqtt_connack(&mut s, "correcto-tls", MQTT_USER, MQTT_PASS).await,
+        Some(3)
+    );
+    let plain = common::mqtt_connack(t.app.mqtt_port, "correcto-plano", MQTT_USER, MQTT_PASS);
+    assert_eq!(
+        plain,
+        Some(3),
+        "the plain listener shares the TLS listener's throttle"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,208 +324,5 @@ async fn half_open_tls_handshakes_are_closed_in_time_and_block_nobody() {
     assert_eq!(
         mqtt_connack(&mut s, "despues", MQTT_USER, MQTT_PASS).await,
         Some(0)
-    );
-}
-
-/// Runs `biogestor serve` on a configuration that must be refused; returns its output.
-fn refused_start(opts: Options) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    let text = format!(
-        "[http]\nbind = \"127.0.0.1:{}\"\n{}\n[mqtt]\nbind = \"127.0.0.1:{}\"\n{}\n\
-         [mqtt.users]\nsensor = \"clave-de-prueba\"\n[storage]\ndata_dir = \"{}\"\n{}\n",
-        free_port(),
-        opts.http_toml,
-        free_port(),
-        opts.mqtt_extra,
-        dir.path().join("data").display(),
-        opts.extra_toml
-    );
-    std::fs::write(&config, text).unwrap();
-    let (status, out) = run_bin(
-        &["serve", "--config", config.to_str().unwrap()],
-        &[],
-        dir.path(),
-    );
-    assert_eq!(
-        status.code(),
-        Some(2),
-        "serve should refuse the configuration: {out}"
-    );
-    out
-}
-
-#[test]
-fn a_bad_certificate_or_key_stops_start_up_naming_the_key() {
-    let certs = CertDir::create();
-    let other = CertDir::create();
-    let (h, m) = (free_port(), free_port());
-
-    // A TLS listener without [tls].
-    let out = refused_start(Options {
-        http_toml: format!("tls_bind = \"127.0.0.1:{h}\""),
-        ..Options::default()
-    });
-    assert!(
-        out.contains("`tls.cert`") && out.contains("biogestor tls-cert"),
-        "{out}"
-    );
-
-    // A missing certificate file.
-    let mut opts = with_tls(Options::default(), &certs, h, m);
-    opts.extra_toml = opts.extra_toml.replace("cert.pem", "falta.pem");
-    let out = refused_start(opts);
-    assert!(
-        out.contains("`tls.cert`") && out.contains("cannot read"),
-        "{out}"
-    );
-
-    // The key of another certificate.
-    let mut opts = with_tls(Options::default(), &certs, h, m);
-    opts.extra_toml = opts.extra_toml.replace(
-        &certs.key().display().to_string(),
-        &other.key().display().to_string(),
-    );
-    let out = refused_start(opts);
-    assert!(
-        out.contains("`tls.key`") && out.contains("does not belong"),
-        "{out}"
-    );
-
-    // Certificate and key swapped.
-    let mut opts = with_tls(Options::default(), &certs, h, m);
-    opts.extra_toml = format!(
-        "\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        certs.key().display(),
-        certs.cert().display()
-    );
-    let out = refused_start(opts);
-    assert!(
-        out.contains("`tls.cert`") && out.contains("no PEM certificate"),
-        "{out}"
-    );
-
-    // An unreadable key (permissions; root reads anything, so only checked as another user).
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(true);
-    if !is_root {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(certs.key(), std::fs::Permissions::from_mode(0o000)).unwrap();
-        let out = refused_start(with_tls(Options::default(), &certs, h, m));
-        assert!(
-            out.contains("`tls.key`") && out.contains("cannot read"),
-            "{out}"
-        );
-    }
-}
-
-#[test]
-fn tls_cert_prints_the_fingerprint_openssl_shows_and_keeps_an_existing_key() {
-    let certs = CertDir::create();
-    let openssl = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(certs.cert())
-        .output()
-        .expect("openssl");
-    let shown = String::from_utf8_lossy(&openssl.stdout).trim().to_string();
-    let value = |line: &str| line.split_once('=').map(|(_, v)| v.trim().to_string());
-    assert_eq!(value(&certs.printed), value(&shown), "openssl: {shown}");
-    assert!(value(&shown).is_some_and(|v| v.len() == 95), "{shown}");
-
-    let key_before = std::fs::read(certs.key()).unwrap();
-    let dir = certs.dir.path().to_str().unwrap();
-    let (status, out) = run_bin(&["tls-cert", "--out-dir", dir], &[], certs.dir.path());
-    assert!(!status.success() && out.contains("--force"), "{out}");
-    assert_eq!(
-        std::fs::read(certs.key()).unwrap(),
-        key_before,
-        "key overwritten"
-    );
-    let (status, out) = run_bin(
-        &["tls-cert", "--out-dir", dir, "--force"],
-        &[],
-        certs.dir.path(),
-    );
-    assert!(status.success(), "{out}");
-    assert_ne!(std::fs::read(certs.key()).unwrap(), key_before);
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(certs.key()).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
-
-    // `tls-fingerprint` shows the new certificate's, as openssl does.
-    let (status, out) = run_bin(
-        &["tls-fingerprint", "--cert", certs.cert().to_str().unwrap()],
-        &[],
-        certs.dir.path(),
-    );
-    assert!(status.success(), "{out}");
-    let openssl = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(certs.cert())
-        .output()
-        .expect("openssl");
-    let shown = String::from_utf8_lossy(&openssl.stdout).trim().to_string();
-    assert_eq!(value(out.trim()), value(&shown));
-    assert_ne!(
-        value(out.trim()),
-        value(&certs.printed),
-        "--force kept the old certificate"
-    );
-}
-
-/// Resident memory once it has stopped moving for a moment, sampled for a few seconds.
-fn settled_rss(pid: u32) -> u64 {
-    let mut last = common::rss_kib(pid);
-    for _ in 0..20 {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = common::rss_kib(pid);
-        if now.abs_diff(last) < 512 {
-            return now;
-        }
-        last = now;
-    }
-    last
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_returns_near_idle_after_200_https_logins() {
-    const LOGINS: usize = 200;
-    const MARGIN_KIB: u64 = 40 * 1024;
-    let t = TlsAppliance::start(Options::default());
-    let pid = t.app.pid();
-    // One HTTPS request first, so idle includes what the TLS stack sets up once.
-    https_request(t.https_port, t.client(), "GET", "/healthz", None, None).await;
-    let idle = tokio::task::spawn_blocking(move || settled_rss(pid))
-        .await
-        .unwrap();
-    let started = Instant::now();
-    // Four clients at once, each login on a new connection with a full handshake.
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let (port, config) = (t.https_port, t.client());
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..LOGINS / 4 {
-                https_login(port, config.clone(), ADMIN_USER, ADMIN_PASS).await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    let after = tokio::task::spawn_blocking(move || settled_rss(pid))
-        .await
-        .unwrap();
-    eprintln!(
-        "{LOGINS} HTTPS logins in {:.1} s: idle {idle} KiB, after {after} KiB",
-        elapsed.as_secs_f64()
-    );
-    assert!(
-        after <= idle + MARGIN_KIB,
-        "{LOGINS} HTTPS logins left {} KiB resident over idle ({idle} → {after} KiB)",
-        after.saturating_sub(idle)
     );
 }
