@@ -376,11 +376,12 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
     }
 
     pub async fn start(&mut self, link_type: LinkType) -> Result<(), Error> {
+        // Before binding: a listener whose certificate cannot be loaded never accepts.
+        #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+        let acceptor = self.tls_acceptor()?;
         let listener = TcpListener::bind(&self.config.listen).await?;
         let delay = Duration::from_millis(self.config.next_connection_delay_ms);
         let mut count: usize = 0;
-        #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
-        let acceptor = self.tls_acceptor()?;
 
         let config = Arc::new(self.config.connections.clone());
         info!(
@@ -411,6 +412,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
             // timeout: a client that never completes it neither blocks the accept loop nor
             // holds its socket for longer than a client that never sends CONNECT.
             task::spawn(async move {
+                #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
                 let handshake = Duration::from_millis(config.connection_timeout_ms.into());
                 #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
                 let accepted = time::timeout(handshake, async {
@@ -437,7 +439,6 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                         return;
                     }
                 };
-                let _ = handshake;
 
                 info!(
                     name=?name, ?addr, count, tenant=?tenant_id, "accept"
