@@ -15,6 +15,12 @@
 # jwt_secret and metrics_token generated on this unit. Re-running never touches an existing
 # /etc/biogestor/config.toml or the data; it replaces the binary and unit and restarts.
 #
+# TLS: a new configuration also gets HTTPS on port 8443 and MQTT over TLS on 8883 (beside the
+# plain 8080 and 1883, so existing sensors keep working), with a self-signed certificate made
+# for this unit by `biogestor tls-cert` into /etc/biogestor/tls (its host name, the addresses of
+# `hostname -I`, biogestor.local). Its SHA-256 fingerprint is printed at the end, for sensors
+# that pin it. An existing certificate is never replaced.
+#
 # Environment:
 #   BIN      binary to install. Default: on aarch64 the static build of scripts/cross-build.sh
 #            (target/arm/aarch64-unknown-linux-musl/pi/biogestor), on armv7 the armv7 build,
@@ -25,6 +31,10 @@
 #   CONFIG_SRC  configuration template (default: the repository's config.toml).
 #   RUNNER   command prefix to run BIN for its checks, e.g. RUNNER=qemu-aarch64 to install an
 #            ARM binary into a DESTDIR (an SD card image) from a PC.
+#   TLS      1 (default): a new configuration enables the TLS listeners and the certificate is
+#            created; 0: plain HTTP and MQTT only. In DESTDIR mode the certificate names only
+#            the host names (no addresses of the building machine), and every unit made from
+#            one image shares it: replace it per unit with `biogestor tls-cert --force`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +52,10 @@ STATE_DIR=/var/lib/biogestor
 UNIT_PATH=/etc/systemd/system/biogestor.service
 SENSOR_USER=sensor
 PLACEHOLDER=cambiar-esta-clave
+TLS_DIR=$ETC_DIR/tls
+TLS=${TLS:-1}
+HTTPS_BIND=0.0.0.0:8443
+MQTTS_BIND=0.0.0.0:8883
 
 die() { echo "install: error: $*" >&2; exit 1; }
 say() { echo "install: $*"; }
@@ -117,6 +131,17 @@ toml_section_lines() {
         cur == sec && /^[ \t]*[A-Za-z0-9_-]+[ \t]*=/ { print }' "$1"
 }
 
+# destdir_env FILE: sets DEST_ENV to the variables that point the paths of configuration FILE
+# (data_dir, an absolute tls.cert / tls.key) into $DESTDIR, for running the binary on it here.
+destdir_env() {
+    local cert key
+    DEST_ENV=(BIOGESTOR_STORAGE__DATA_DIR="$DESTDIR$STATE_DIR")
+    cert=$(toml_get "$1" tls cert)
+    key=$(toml_get "$1" tls key)
+    case $cert in /*) DEST_ENV+=(BIOGESTOR_TLS__CERT="$DESTDIR$cert") ;; esac
+    case $key in /*) DEST_ENV+=(BIOGESTOR_TLS__KEY="$DESTDIR$key") ;; esac
+}
+
 # random_token N: N random characters [A-Za-z0-9] from /dev/urandom.
 random_token() {
     local n=$1 s=""
@@ -177,7 +202,8 @@ say "binary: $VERSION"
 
 # Upgrade: the new binary must accept the existing configuration before anything is replaced.
 if [ -e "$DESTDIR$CONF_PATH" ]; then
-    out=$(BIOGESTOR_STORAGE__DATA_DIR="$DESTDIR$STATE_DIR" "${RUN[@]}" "$BIN" check-config --config "$DESTDIR$CONF_PATH" 2>&1) \
+    destdir_env "$DESTDIR$CONF_PATH"
+    out=$(env "${DEST_ENV[@]}" "${RUN[@]}" "$BIN" check-config --config "$DESTDIR$CONF_PATH" 2>&1) \
         || die "$BIN rejects the existing $CONF_PATH, nothing was changed: $out"
 fi
 
@@ -223,6 +249,12 @@ else
         -e '/^# This published example is never accepted/,/mqtt-passwords\.toml\.$/d' "$tmpconf"
     toml_set "$tmpconf" auth jwt_secret "\"$(random_token 48)\""
     toml_set "$tmpconf" auth metrics_token "\"$(random_token 32)\""
+    if [ "$TLS" = 1 ]; then
+        toml_set "$tmpconf" http tls_bind "\"$HTTPS_BIND\""
+        toml_set "$tmpconf" mqtt tls_bind "\"$MQTTS_BIND\""
+        toml_set "$tmpconf" tls cert "\"$TLS_DIR/cert.pem\""
+        toml_set "$tmpconf" tls key "\"$TLS_DIR/key.pem\""
+    fi
     if grep -q "$PLACEHOLDER" "$tmpconf"; then
         rm -f "$tmpconf"
         die "the template still contains the placeholder password '$PLACEHOLDER' after substitution"
@@ -239,9 +271,41 @@ else
     chown "root:$SVC_USER" "$CONF"
 fi
 
+# TLS certificate: created once when the configuration uses the one in $TLS_DIR, never replaced.
+FINGERPRINT=
+if [ "$(toml_get "$CONF" tls cert)" = "$TLS_DIR/cert.pem" ]; then
+    mkdir -p "$DESTDIR$TLS_DIR"
+    chmod 0750 "$DESTDIR$TLS_DIR"
+    if [ -e "$DESTDIR$TLS_DIR/key.pem" ] || [ -e "$DESTDIR$TLS_DIR/cert.pem" ]; then
+        say "keeping the existing TLS certificate in $TLS_DIR"
+    else
+        hosts=()
+        if [ -z "$DESTDIR" ]; then
+            for ip in $(hostname -I 2>/dev/null || true); do hosts+=(--host "$ip"); done
+        fi
+        out=$("${RUN[@]}" "$DESTDIR$BIN_PATH" tls-cert --out-dir "$DESTDIR$TLS_DIR" "${hosts[@]}" 2>&1) \
+            || die "creating the TLS certificate failed: $out"
+        say "created a self-signed TLS certificate for this unit in $TLS_DIR"
+        while IFS= read -r line; do say "  $line"; done <<<"$out"
+    fi
+    FINGERPRINT=$("${RUN[@]}" "$DESTDIR$BIN_PATH" tls-fingerprint --cert "$DESTDIR$TLS_DIR/cert.pem" 2>&1) \
+        || die "cannot read the TLS certificate $TLS_DIR/cert.pem: $FINGERPRINT"
+    # The service reads the key; nobody else may.
+    chmod 0600 "$DESTDIR$TLS_DIR/key.pem"
+    chmod 0644 "$DESTDIR$TLS_DIR/cert.pem"
+    if [ -n "$DESTDIR" ]; then
+        act chown "root:$SVC_USER" "$TLS_DIR"
+        act chown "$SVC_USER:$SVC_USER" "$TLS_DIR/key.pem"
+    else
+        chown "root:$SVC_USER" "$TLS_DIR"
+        chown "$SVC_USER:$SVC_USER" "$TLS_DIR/key.pem"
+    fi
+fi
+
 # Validate the configuration with the installed binary.
 if [ -n "$DESTDIR" ]; then
-    out=$(BIOGESTOR_STORAGE__DATA_DIR="$DESTDIR$STATE_DIR" "${RUN[@]}" "$DESTDIR$BIN_PATH" check-config --config "$CONF" 2>&1) \
+    destdir_env "$CONF"
+    out=$(env "${DEST_ENV[@]}" "${RUN[@]}" "$DESTDIR$BIN_PATH" check-config --config "$CONF" 2>&1) \
         || die "check-config rejected $CONF: $out"
 else
     # As the service user: also proves it can read the file.
@@ -277,6 +341,8 @@ fi
 
 http_bind=$(toml_get "$CONF" http bind)
 mqtt_bind=$(toml_get "$CONF" mqtt bind)
+https_bind=$(toml_get "$CONF" http tls_bind)
+mqtts_bind=$(toml_get "$CONF" mqtt tls_bind)
 host_ip=$(hostname -I 2>/dev/null | awk '{print $1}' || true)
 host_ip=${host_ip:-<host-ip>}
 cat <<EOF
@@ -291,3 +357,11 @@ $(toml_section_lines "$CONF" mqtt.users | sed 's/^[ \t]*/                     /'
   Configuration:   $CONF_PATH (then: sudo systemctl restart biogestor)
   Logs:            journalctl -u biogestor -f
 EOF
+if [ -n "$https_bind" ] || [ -n "$mqtts_bind" ]; then
+    cat <<EOF
+  HTTPS:           ${https_bind:+https://$host_ip:${https_bind##*:}/ (self-signed certificate: the browser warns the first time)}
+  MQTT over TLS:   ${mqtts_bind:+$host_ip port ${mqtts_bind##*:}}
+  Certificate:     $(toml_get "$CONF" tls cert), pinned by sensors (README, "TLS"):
+                     ${FINGERPRINT:-see: biogestor tls-fingerprint --config $CONF_PATH}
+EOF
+fi

@@ -10,7 +10,9 @@
 #       violation killing the process);
 #   (b) scripts/install.sh into temporary DESTDIRs: files, modes, generated secrets, idempotence,
 #       --uninstall / --purge, and the written config accepted by check-config and usable by
-#       `serve` with the generated sensor password;
+#       `serve` with the generated sensor password; the TLS certificate it creates: key 0600,
+#       the printed fingerprint equal to openssl's, HTTPS and MQTT over TLS served with it (a
+#       reading published by mosquitto_pub --cafile is committed), kept on re-runs;
 #   (c) with RUN_ARM=1 (default): scripts/cross-build.sh aarch64 and armv7, size goal, then
 #       scripts/arm-smoke.sh;
 #   (d) shellcheck of the packaging scripts.
@@ -51,7 +53,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 section "prerequisites"
-smoke_apt_ensure systemd file curl jq iproute2 python3 python3-seccomp shellcheck
+smoke_apt_ensure systemd file curl jq iproute2 python3 python3-seccomp shellcheck openssl mosquitto-clients
 if [ ! -x "$BIN" ]; then
     echo "building $BIN"
     cargo build --locked --release --bin biogestor
@@ -211,8 +213,10 @@ records_actions() {
         && [ "$(sha /etc/passwd)" = "$passwd_before" ]
 }
 sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
+# The plain listeners of an installed config (its TLS listeners are tested by serves_tls).
 serves_with_config() {
-    (SMOKE_CONFIG=$1 SMOKE_MQTT_PASSWORD=$2 serve_smoke installed-config "$BIN")
+    (export BIOGESTOR_HTTP__TLS_BIND="" BIOGESTOR_MQTT__TLS_BIND="" BIOGESTOR_TLS__CERT="" BIOGESTOR_TLS__KEY=""
+     SMOKE_CONFIG=$1 SMOKE_MQTT_PASSWORD=$2 serve_smoke installed-config "$BIN")
 }
 reinstall_keeps_config() { install_into "$1" && [ "$(sha "$2")" = "$3" ]; }
 purged() { [ ! -e "$1/etc/biogestor" ] && [ ! -e "$1/var/lib/biogestor" ] && [ ! -e "$1/usr/local/bin/biogestor" ]; }
@@ -240,7 +244,8 @@ check "two installs get different password, jwt_secret and metrics_token" \
 check "DESTDIR mode records user creation and systemctl, host users untouched" \
     records_actions "$D1/.install-actions"
 check "check-config accepts the written config" \
-    env BIOGESTOR_STORAGE__DATA_DIR="$D1/var/lib/biogestor" "$BIN" check-config --config "$CONF1"
+    env BIOGESTOR_STORAGE__DATA_DIR="$D1/var/lib/biogestor" BIOGESTOR_TLS__CERT="$D1/etc/biogestor/tls/cert.pem" \
+    BIOGESTOR_TLS__KEY="$D1/etc/biogestor/tls/key.pem" "$BIN" check-config --config "$CONF1"
 
 sum_before=$(sha "$CONF1")
 echo "marker" >"$D1/var/lib/biogestor/marker"
@@ -249,6 +254,62 @@ check "re-running keeps config.toml byte-identical" test "$(sha "$CONF1")" = "$s
 check "re-running keeps the data" test -f "$D1/var/lib/biogestor/marker"
 
 check "the written config serves, with the generated sensor password" serves_with_config "$CONF1" "$pw1"
+
+TLS1=$D1/etc/biogestor/tls
+# The fingerprint line the installer printed, and openssl's for the file it wrote.
+printed_fp() { grep -o 'sha256 Fingerprint=[0-9A-F:]*' "$WORK/install-root1.log" | tail -1 | cut -d= -f2; }
+openssl_fp() { openssl x509 -noout -fingerprint -sha256 -in "$1" | cut -d= -f2; }
+fp_matches() { local p; p=$(printed_fp); [ -n "$p" ] && [ "$p" = "$(openssl_fp "$TLS1/cert.pem")" ]; }
+# serves_tls CONF SENSOR_PASSWORD: serve the installed config (loopback ports, DESTDIR paths);
+# HTTPS and MQTT over TLS must work with the created certificate pinned and only with it.
+serves_tls() (
+    set -euo pipefail
+    local conf=$1 pw=$2 tmp hp mp hs ms pid="" ok=0 token metrics
+    tmp=$(mktemp -d)
+    # shellcheck disable=SC2317  # runs from the EXIT trap
+    _stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$tmp"; }
+    trap _stop EXIT
+    hp=$(smoke_free_port); mp=$(smoke_free_port "$hp"); hs=$(smoke_free_port "$hp $mp"); ms=$(smoke_free_port "$hp $mp $hs")
+    env BIOGESTOR_HTTP__BIND="127.0.0.1:$hp" BIOGESTOR_MQTT__BIND="127.0.0.1:$mp" \
+        BIOGESTOR_HTTP__TLS_BIND="127.0.0.1:$hs" BIOGESTOR_MQTT__TLS_BIND="127.0.0.1:$ms" \
+        BIOGESTOR_STORAGE__DATA_DIR="$tmp/data" \
+        BIOGESTOR_TLS__CERT="$TLS1/cert.pem" BIOGESTOR_TLS__KEY="$TLS1/key.pem" \
+        "$BIN" serve --config "$conf" >"$tmp/serve.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 30); do
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$TLS1/cert.pem" "https://localhost:$hs/healthz" || true)" = 200 ]; then
+            ok=1
+            break
+        fi
+        sleep 1
+    done
+    [ "$ok" = 1 ] || { echo "HTTPS /healthz never answered 200 with the pinned certificate" >&2; tail -n 20 "$tmp/serve.log" >&2; return 1; }
+    if curl -s -o /dev/null --max-time 3 "https://localhost:$hs/healthz"; then
+        echo "curl accepted the self-signed certificate without --cacert" >&2
+        return 1
+    fi
+    mosquitto_pub -h localhost -p "$ms" --cafile "$TLS1/cert.pem" -u sensor -P "$pw" -q 1 \
+        -t Prueba -m '{"temperatura": 31.5}' || { echo "mosquitto_pub over TLS failed" >&2; return 1; }
+    token=$(cfg "$conf" auth.metrics_token)
+    for _ in $(seq 1 20); do
+        metrics=$(curl -fsS --max-time 5 --cacert "$TLS1/cert.pem" -H "Authorization: Bearer $token" \
+            "https://localhost:$hs/metrics") || { echo "GET /metrics over HTTPS failed" >&2; return 1; }
+        if grep -Eq '^biogestor_readings_committed_total [1-9]' <<<"$metrics"; then return 0; fi
+        sleep 0.5
+    done
+    echo "the reading published over TLS was not committed" >&2
+    return 1
+)
+check "TLS: installer created cert.pem and key.pem (0600) in /etc/biogestor/tls" \
+    test -s "$TLS1/cert.pem" -a "$(stat -c %a "$TLS1/key.pem" 2>/dev/null)" = 600
+check "TLS: config enables https 8443 and mqtts 8883 with that certificate" \
+    test "$(cfg "$CONF1" http.tls_bind) $(cfg "$CONF1" mqtt.tls_bind) $(cfg "$CONF1" tls.cert)" = \
+    "0.0.0.0:8443 0.0.0.0:8883 /etc/biogestor/tls/cert.pem"
+check "TLS: the fingerprint the installer printed equals openssl x509 -fingerprint -sha256" fp_matches
+check "TLS: the installed config serves HTTPS and MQTT over TLS with the created certificate" \
+    serves_tls "$CONF1" "$pw1"
+cert_before=$(sha "$TLS1/cert.pem")
+check "TLS: re-running install.sh keeps the certificate" reinstall_keeps_config "$D1" "$TLS1/cert.pem" "$cert_before"
 
 check "install.sh --uninstall succeeds" install_into "$D1" --uninstall
 check "--uninstall removes the binary" test ! -e "$D1/usr/local/bin/biogestor"

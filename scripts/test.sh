@@ -22,6 +22,7 @@ need arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf
 need file file
 need curl curl
 need jq jq
+need openssl openssl
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "== installing test tools: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -29,6 +29,32 @@ pub enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Create a self-signed TLS certificate for this unit (ECDSA P-256, valid 10 years) in
+    /// DIR/cert.pem and DIR/key.pem (mode 0600), and print its SHA-256 fingerprint. It names
+    /// this host, HOST.local, biogestor.local, localhost and every --host.
+    TlsCert {
+        /// Folder to write cert.pem and key.pem into (created if missing).
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// A further host name or IP address sensors or browsers use to reach the unit
+        /// (repeat it, or separate with commas).
+        #[arg(long = "host", value_delimiter = ',')]
+        hosts: Vec<String>,
+        /// Replace an existing certificate and key (sensors that pin the old certificate
+        /// must then be updated).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the SHA-256 fingerprint of the TLS certificate (tls.cert of the configuration,
+    /// or --cert), as `openssl x509 -noout -fingerprint -sha256` does.
+    TlsFingerprint {
+        /// A PEM certificate file instead of the configuration's tls.cert.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Configuration file.
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
     /// Publish simulated sensor readings to an MQTT broker.
     Simulate(SimulateArgs),
     /// Give a sensor its own MQTT user (restart the service afterwards).

@@ -29,6 +29,7 @@ pub mod serve;
 pub mod simulate;
 pub mod sitetime;
 pub mod store;
+pub mod tls;
 pub mod topic;
 pub mod useradmin;
 pub mod watchdog;

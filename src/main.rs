@@ -121,6 +121,9 @@ fn run(cli: Cli, allocator_tuned: bool) -> Result<ExitCode, ExitCode> {
                 c.raw.storage.data_dir.display(),
                 c.timezone
             );
+            if let Some(line) = biogestor::tls::cert::describe(&c) {
+                println!("{line}");
+            }
             for w in c.warnings() {
                 eprintln!("warning: {w}");
             }
@@ -255,6 +258,48 @@ fn run(cli: Cli, allocator_tuned: bool) -> Result<ExitCode, ExitCode> {
                 }
                 Err(e) => {
                     eprintln!("biogestor restore: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::TlsCert {
+            out_dir,
+            hosts,
+            force,
+        } => match biogestor::tls::cert::create(&out_dir, &hosts, force) {
+            Ok(summary) => {
+                println!("{summary}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("biogestor tls-cert: {e}");
+                Err(ExitCode::FAILURE)
+            }
+        },
+        Command::TlsFingerprint { cert, config } => {
+            let path = match cert {
+                Some(p) => p,
+                None => match load(&config)?.tls.files {
+                    Some(f) => f.cert,
+                    None => {
+                        eprintln!(
+                            "biogestor tls-fingerprint: {} sets no tls.cert (or pass --cert FILE)",
+                            config.display()
+                        );
+                        return Err(ExitCode::from(2));
+                    }
+                },
+            };
+            match biogestor::tls::read_certificates(&path) {
+                Ok(chain) => {
+                    println!(
+                        "sha256 Fingerprint={}",
+                        biogestor::tls::fingerprint(&chain[0])
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("biogestor tls-fingerprint: {e}");
                     Err(ExitCode::FAILURE)
                 }
             }

@@ -39,8 +39,9 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
-    #[error("http.bind = {addr}: cannot listen there: {source}")]
+    #[error("{key} = {addr}: cannot listen there: {source}")]
     HttpBind {
+        key: &'static str,
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
@@ -50,6 +51,16 @@ pub enum ServeError {
     Placeholder(#[from] PlaceholderError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Binds one of the HTTP listeners, naming its key if the address cannot be used.
+async fn bind_http(
+    key: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::HttpBind { key, addr, source })
 }
 
 /// Forgets revoked tokens and sessions once they have expired anyway, hourly, until `stop` (so its
@@ -92,6 +103,7 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let started = Instant::now();
+    crate::tls::install_provider();
     let store = Store::open(
         &cfg.raw.storage.data_dir,
         cfg.raw.storage.cache_size_mb,
@@ -128,13 +140,14 @@ pub async fn run(
     let sensors = SensorRegistry::load(&store)?;
     let sensor_persister = sensors::Persister::spawn(sensors.clone(), store.clone())?;
 
-    let http_listener =
-        TcpListener::bind(cfg.http_bind)
-            .await
-            .map_err(|source| ServeError::HttpBind {
-                addr: cfg.http_bind,
-                source,
-            })?;
+    let http_listener = bind_http("http.bind", cfg.http_bind).await?;
+    let https_listener = match (cfg.tls.http, &cfg.tls.files) {
+        (Some(addr), Some(files)) => Some(http::server::TlsListener {
+            listener: bind_http("http.tls_bind", addr).await?,
+            config: files.server.clone(),
+        }),
+        _ => None,
+    };
     let broker_cfg = cfg.clone();
     let broker_deps = BrokerDeps {
         registry: sensors.clone(),
@@ -192,7 +205,7 @@ pub async fn run(
     let stopping_writer = writer.clone();
     http::server::check_descriptor_budget(&raw.http, raw.mqtt.max_connections);
     let limits = http::server::Limits::from_config(&raw.http);
-    let server = http::server::serve(http_listener, app, limits, async move {
+    let server = http::server::serve(http_listener, https_listener, app, limits, async move {
         stop.await;
         watchdog::notify_stopping();
         tracing::info!("shutting down: stopping intake and committing pending readings");
@@ -209,6 +222,8 @@ pub async fn run(
         tracing::info!(
             http = %cfg.http_bind,
             mqtt = %cfg.mqtt_bind,
+            https = ?cfg.tls.http,
+            mqtts = ?cfg.tls.mqtt,
             data_dir = %raw.storage.data_dir.display(),
             topics = ?raw.mqtt.topics,
             startup_ms = started.elapsed().as_millis() as u64,

@@ -186,3 +186,44 @@ async fn memory_returns_near_idle_after_repeated_large_pages() {
         peak.saturating_sub(idle)
     );
 }
+
+/// The same with TLS: each login on a new HTTPS connection (a full handshake) leaves nothing
+/// resident either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_returns_near_idle_after_200_https_logins() {
+    const LOGINS: usize = 200;
+    let t = common::tls::TlsAppliance::start(Options::default());
+    let pid = t.app.pid();
+    // One HTTPS request first, so idle includes what the TLS stack sets up once.
+    common::tls::https_request(t.https_port, t.client(), "GET", "/healthz", None, None).await;
+    let idle = tokio::task::spawn_blocking(move || settled_rss(pid))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // Four clients at once, each login on a new connection with a full handshake.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (port, config) = (t.https_port, t.client());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..LOGINS / 4 {
+                common::tls::https_login(port, config.clone(), ADMIN_USER, ADMIN_PASS).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let after = tokio::task::spawn_blocking(move || settled_rss(pid))
+        .await
+        .unwrap();
+    eprintln!(
+        "{LOGINS} HTTPS logins in {:.1} s: idle {idle} KiB, after {after} KiB",
+        elapsed.as_secs_f64()
+    );
+    assert!(
+        after <= idle + MARGIN_KIB,
+        "{LOGINS} HTTPS logins left {} KiB resident over idle ({idle} → {after} KiB)",
+        after.saturating_sub(idle)
+    );
+}

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttd::local::LinkRx;
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
 
 use self::admission::{BrokerHooks, Gate, GateConfig, PROBE_USER};
 use self::probe::probe_connect;
@@ -32,13 +32,14 @@ use crate::config::ValidConfig;
 /// Errors starting the broker.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("mqtt.bind = {addr}: cannot listen there: {source}")]
+    #[error("{key} = {addr}: cannot listen there: {source}")]
     Bind {
+        key: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("mqtt.bind = {addr}: the broker did not start listening")]
-    NotListening { addr: SocketAddr },
+    #[error("{key} = {addr}: the broker did not start listening")]
+    NotListening { key: &'static str, addr: SocketAddr },
     #[error("MQTT broker link failed: {0}")]
     Link(String),
 }
@@ -66,13 +67,35 @@ fn rumqttd_config(cfg: &ValidConfig, hooks: BrokerHooks) -> Config {
         dynamic_filters: true,
         hooks: Some(Arc::new(hooks)),
     };
-    let server = ServerSettings {
-        name: "mqtt-v4".into(),
-        listen: cfg.mqtt_bind,
-        tls: None,
-        next_connection_delay_ms: 0,
-        connections,
-    };
+    let mut servers = HashMap::from([(
+        "v4".to_string(),
+        ServerSettings {
+            name: "mqtt-v4".into(),
+            listen: cfg.mqtt_bind,
+            tls: None,
+            next_connection_delay_ms: 0,
+            connections: connections.clone(),
+        },
+    )]);
+    // MQTT over TLS: the same connection settings, so the same hooks (admission, passwords,
+    // throttling, topic permissions) decide; the handshake must end within
+    // connection_timeout_ms (patch 13 in vendor/rumqttd/PATCHES.md).
+    if let (Some(listen), Some(files)) = (cfg.tls.mqtt, &cfg.tls.files) {
+        servers.insert(
+            "v4-tls".to_string(),
+            ServerSettings {
+                name: "mqtt-v4-tls".into(),
+                listen,
+                tls: Some(TlsConfig::Rustls {
+                    capath: None,
+                    certpath: files.cert.to_string_lossy().into_owned(),
+                    keypath: files.key.to_string_lossy().into_owned(),
+                }),
+                next_connection_delay_ms: 0,
+                connections,
+            },
+        );
+    }
     Config {
         id: 0,
         router: RouterConfig {
@@ -86,7 +109,7 @@ fn rumqttd_config(cfg: &ValidConfig, hooks: BrokerHooks) -> Config {
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
-        v4: Some(HashMap::from([("v4".to_string(), server)])),
+        v4: Some(servers),
         ..Default::default()
     }
 }
@@ -113,8 +136,13 @@ pub struct BrokerDeps {
 /// listener completes a real MQTT CONNECT.
 pub fn start(cfg: &ValidConfig, deps: BrokerDeps) -> Result<Running, BrokerError> {
     let addr = cfg.mqtt_bind;
-    // rumqttd would only log this; check it while an error can still stop start-up.
-    drop(TcpListener::bind(addr).map_err(|source| BrokerError::Bind { addr, source })?);
+    // rumqttd would only log these; check them while an error can still stop start-up.
+    let listeners = std::iter::once(("mqtt.bind", addr))
+        .chain(cfg.tls.mqtt.map(|a| ("mqtt.tls_bind", a)))
+        .collect::<Vec<_>>();
+    for &(key, addr) in &listeners {
+        drop(TcpListener::bind(addr).map_err(|source| BrokerError::Bind { key, addr, source })?);
+    }
 
     let m = &cfg.raw.mqtt;
     let probe_password = crate::auth::tokens::random_token(32);
@@ -158,16 +186,33 @@ pub fn start(cfg: &ValidConfig, deps: BrokerDeps) -> Result<Running, BrokerError
 
     let probe_addr = crate::watchdog::loopback_for(addr);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if probe_connect(probe_addr, Some((PROBE_USER, &probe_password))).is_ok() {
-            return Ok(Running {
-                link: link_rx,
-                gate,
-                probe_addr,
-                probe_login: (PROBE_USER.to_string(), probe_password),
+    while probe_connect(probe_addr, Some((PROBE_USER, &probe_password))).is_err() {
+        if Instant::now() >= deadline {
+            return Err(BrokerError::NotListening {
+                key: "mqtt.bind",
+                addr,
             });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(BrokerError::NotListening { addr })
+    // The TLS listener's thread starts with the plain one's; its certificate was checked with
+    // the configuration, so accepting TCP means it serves.
+    if let Some(tls_addr) = cfg.tls.mqtt {
+        let local = crate::watchdog::loopback_for(tls_addr);
+        while std::net::TcpStream::connect_timeout(&local, Duration::from_millis(200)).is_err() {
+            if Instant::now() >= deadline {
+                return Err(BrokerError::NotListening {
+                    key: "mqtt.tls_bind",
+                    addr: tls_addr,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(Running {
+        link: link_rx,
+        gate,
+        probe_addr,
+        probe_login: (PROBE_USER.to_string(), probe_password),
+    })
 }

@@ -3,6 +3,7 @@
 
 mod env;
 pub mod placeholder;
+mod tls;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{MaterialParams, default_materials};
+pub use tls::{TlsConfig, TlsFiles, TlsListeners};
 pub use validate::ValidConfig;
 
 /// Why a configuration could not be used; every variant names the key and what is allowed.
@@ -49,6 +51,8 @@ pub struct Config {
     pub site: SiteConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    /// `[tls]`: certificate and key of the optional TLS listeners.
+    pub tls: TlsConfig,
     /// `[materials.<name>]`: kinetic parameters per material type; the built-in defaults
     /// (with their sources) are completed or overridden key by key from the file.
     pub materials: BTreeMap<String, MaterialParams>,
@@ -63,6 +67,7 @@ impl Default for Config {
             site: SiteConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            tls: TlsConfig::default(),
             materials: default_materials(),
         }
     }
@@ -98,6 +103,8 @@ fn merge_default_materials(table: &mut toml::Table) -> Result<(), String> {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     pub bind: String,
+    /// Where HTTPS listens besides `bind` (empty: no HTTPS).
+    pub tls_bind: String,
     pub max_body_bytes: u64,
     pub ws_buffer: u64,
     /// Seconds a client has to send a request's header (also how long a kept-alive
@@ -121,6 +128,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             bind: "0.0.0.0:8080".into(),
+            tls_bind: String::new(),
             max_body_bytes: 64 * 1024,
             ws_buffer: 4096,
             header_timeout_s: 10,
@@ -139,6 +147,8 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
     pub bind: String,
+    /// Where MQTT over TLS listens besides `bind` (empty: none).
+    pub tls_bind: String,
     pub topics: Vec<String>,
     pub allow_anonymous: bool,
     pub users: BTreeMap<String, MqttUser>,
@@ -198,6 +208,7 @@ impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             bind: "0.0.0.0:1883".into(),
+            tls_bind: String::new(),
             topics: vec!["Prueba".into()],
             allow_anonymous: false,
             users: BTreeMap::new(),
@@ -215,6 +226,7 @@ impl fmt::Debug for MqttConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MqttConfig")
             .field("bind", &self.bind)
+            .field("tls_bind", &self.tls_bind)
             .field("topics", &self.topics)
             .field("allow_anonymous", &self.allow_anonymous)
             .field("users", &self.users.keys().collect::<Vec<_>>())
@@ -400,7 +412,7 @@ impl Config {
         let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
         merge_default_materials(&mut table).map_err(parse_err)?;
         let overridden = env::apply_overrides(&mut table, vars)?;
-        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
+        let mut config: Config = table.try_into().map_err(|e: toml::de::Error| {
             let message = e.to_string();
             match overridden.first() {
                 Some(var) => ConfigError::Env {
@@ -410,6 +422,7 @@ impl Config {
                 None => parse_err(message),
             }
         })?;
+        config.tls.resolve(origin.parent());
         config.validate()
     }
 }

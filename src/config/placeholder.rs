@@ -56,9 +56,10 @@ fn is_published(password: &str) -> bool {
 }
 
 impl ValidConfig {
-    /// Whether clients on other machines can reach the broker (its bind is not loopback).
+    /// Whether clients on other machines can reach the broker (its plain or TLS bind is not
+    /// loopback).
     pub fn mqtt_exposed(&self) -> bool {
-        !self.mqtt_bind.ip().is_loopback()
+        !self.mqtt_bind.ip().is_loopback() || self.tls.mqtt.is_some_and(|a| !a.ip().is_loopback())
     }
 
     /// `[mqtt.users]` entries whose plain password is one published with the appliance.

@@ -18,6 +18,8 @@ pub struct ValidConfig {
     pub raw: Config,
     pub http_bind: SocketAddr,
     pub mqtt_bind: SocketAddr,
+    /// The optional HTTPS and MQTT-over-TLS listeners and their certificate.
+    pub tls: super::TlsListeners,
     pub timezone: Tz,
     pub commit_interval: Duration,
 }
@@ -422,9 +424,11 @@ impl Config {
                 allowed: "one of error, warn, info, debug, trace".into(),
             });
         }
+        let tls = super::tls::check(&self, http_bind, mqtt_bind)?;
         Ok(ValidConfig {
             http_bind,
             mqtt_bind,
+            tls,
             timezone,
             commit_interval: Duration::from_millis(self.storage.commit_interval_ms),
             raw: self,

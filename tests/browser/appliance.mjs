@@ -174,7 +174,8 @@ export function watch(page, origin) {
   });
   page.on('websocket', (ws) => {
     const u = new URL(ws.url());
-    if (`http://${u.host}` !== origin) problems.push(`WebSocket fuera de la aplicación: ${ws.url()}`);
+    const page = `${u.protocol === 'wss:' ? 'https' : 'http'}://${u.host}`;
+    if (page !== origin) problems.push(`WebSocket fuera de la aplicación: ${ws.url()}`);
   });
   page.on('requestfailed', (r) => {
     const err = (r.failure() && r.failure().errorText) || '';

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod mqtt;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

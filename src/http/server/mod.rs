@@ -11,6 +11,9 @@
 //!   probe) bypass the per-address cap and have a small reserve (see [`slots`]);
 //! - a refused connection gets a short `503` and is closed at once, so it holds no descriptor.
 //!
+//! With `http.tls_bind`, a second listener serves the same router over TLS under the same
+//! caps (one [`Slots`] for both), its handshake counted in the header timeout.
+//!
 //! `ConnectInfo<SocketAddr>` is set on every request, and on shutdown the listener closes,
 //! kept-alive connections end, and requests in flight get [`DRAIN`] to finish.
 
@@ -26,6 +29,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::HttpConfig;
@@ -95,14 +100,42 @@ impl RefusalLog {
     }
 }
 
+/// The HTTPS listener: its socket and the TLS configuration its connections are served with.
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub config: Arc<ServerConfig>,
+}
+
+/// Accepts on the HTTPS listener, or never when there is none.
+async fn accept_tls(
+    tls: Option<&TcpListener>,
+) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match tls {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// After a failed `accept`: out of descriptors (or memory) persists, so it is logged now and
+/// then, not at every retry, and the loop pauses instead of spinning.
+async fn accept_failed(e: &std::io::Error, warned: &mut Option<Instant>) {
+    if warned.is_none_or(|t: Instant| t.elapsed() >= RefusalLog::EVERY) {
+        tracing::warn!(error = %e, "accepting an HTTP connection failed");
+        *warned = Some(Instant::now());
+    }
+    tokio::time::sleep(ACCEPT_BACKOFF).await;
+}
+
 fn refuse(stream: TcpStream) {
     // Best effort, never waiting: a client that does not read simply gets the close.
     let _ = stream.try_write(REFUSED);
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown` resolves.
+/// Serves `router` on `listener` (and over TLS on `tls`) within `limits` until `shutdown`
+/// resolves.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsListener>,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -118,6 +151,7 @@ pub async fn serve(
     let shared = conn::Shared {
         router,
         builder: Arc::new(builder),
+        header_timeout: limits.header_timeout,
         idle_timeout: limits.idle_timeout,
         stop: stop.clone(),
     };
@@ -128,20 +162,25 @@ pub async fn serve(
     };
     let mut accept_warned: Option<Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
+    let (tls_listener, acceptor) = match tls {
+        Some(t) => (Some(t.listener), Some(TlsAcceptor::from(t.config))),
+        None => (None, None),
+    };
     loop {
-        let (stream, peer) = tokio::select! {
+        let ((stream, peer), secure) = tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+                Ok(pair) => (pair, false),
                 Err(e) => {
-                    // Out of descriptors (or memory) persists: log it now and then, not at
-                    // every retry.
-                    if accept_warned.is_none_or(|t: Instant| t.elapsed() >= RefusalLog::EVERY) {
-                        tracing::warn!(error = %e, "accepting an HTTP connection failed");
-                        accept_warned = Some(Instant::now());
-                    }
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    accept_failed(&e, &mut accept_warned).await;
+                    continue;
+                }
+            },
+            accepted = accept_tls(tls_listener.as_ref()) => match accepted {
+                Ok(pair) => (pair, true),
+                Err(e) => {
+                    accept_failed(&e, &mut accept_warned).await;
                     continue;
                 }
             },
@@ -152,16 +191,21 @@ pub async fn serve(
         };
         match slots.admit(peer.ip(), local.ip()) {
             Ok(slot) => {
-                tasks.spawn(conn::serve(stream, peer, slot, shared.clone()));
+                let tls = if secure { acceptor.clone() } else { None };
+                tasks.spawn(conn::serve(stream, peer, slot, shared.clone(), tls));
             }
             Err(refusal) => {
                 crate::metrics::http_refused(refusal.reason());
                 log.note(refusal, peer, slots.open());
-                refuse(stream);
+                // A TLS client could not read the plain answer: it only sees the close.
+                if !secure {
+                    refuse(stream);
+                }
             }
         }
     }
     drop(listener);
+    drop(tls_listener);
     stop.cancel();
     let drained =
         tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;

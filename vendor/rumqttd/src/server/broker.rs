@@ -38,7 +38,7 @@ use crate::link::local::{self, LinkRx, LinkTx};
 use crate::router::{Event, Router};
 use crate::{Config, ConnectionId, ServerSettings};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::error::Elapsed;
 use tokio::{task, time};
 
@@ -365,21 +365,20 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
         }
     }
 
-    // Depending on TLS or not create a new Network
-    async fn tls_accept(&self, stream: TcpStream) -> Result<(Box<dyn N>, Option<String>), Error> {
-        #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+    // The listener's TLS acceptor, built once (certificate and key are read at start, not per
+    // connection).
+    #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+    fn tls_acceptor(&self) -> Result<Option<Arc<TLSAcceptor>>, Error> {
         match &self.config.tls {
-            Some(c) => {
-                let (tenant_id, network) = TLSAcceptor::new(c)?.accept(stream).await?;
-                Ok((network, tenant_id))
-            }
-            None => Ok((Box::new(stream), None)),
+            Some(c) => Ok(Some(Arc::new(TLSAcceptor::new(c)?))),
+            None => Ok(None),
         }
-        #[cfg(not(any(feature = "use-rustls", feature = "use-native-tls")))]
-        Ok((Box::new(stream), None))
     }
 
     pub async fn start(&mut self, link_type: LinkType) -> Result<(), Error> {
+        // Before binding: a listener whose certificate cannot be loaded never accepts.
+        #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+        let acceptor = self.tls_acceptor()?;
         let listener = TcpListener::bind(&self.config.listen).await?;
         let delay = Duration::from_millis(self.config.next_connection_delay_ms);
         let mut count: usize = 0;
@@ -400,68 +399,97 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 }
             };
 
-            let (network, tenant_id) = match self.tls_accept(stream).await {
-                Ok(o) => o,
-                Err(e) => {
-                    error!(error=?e, "Tls accept error");
-                    continue;
-                }
-            };
-
-            info!(
-                name=?self.config.name, ?addr, count, tenant=?tenant_id, "accept"
-            );
-
             let config = config.clone();
             let router_tx = self.router_tx.clone();
+            let name = self.config.name.clone();
+            let will_handlers = self.awaiting_will_handler.clone();
+            #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+            let acceptor = acceptor.clone();
             count += 1;
 
             let protocol = self.protocol.clone();
-            match link_type {
-                #[cfg(feature = "websocket")]
-                LinkType::Websocket => {
-                    let stream = match accept_hdr_async(network, WSCallback).await {
-                        Ok(s) => Box::new(WsStream::new(s)),
-                        Err(e) => {
-                            error!(error=?e, "Websocket failed handshake");
-                            continue;
-                        }
-                    };
-                    task::spawn(
+            // The TLS handshake runs in the connection's own task, within the connection
+            // timeout: a client that never completes it neither blocks the accept loop nor
+            // holds its socket for longer than a client that never sends CONNECT.
+            task::spawn(async move {
+                #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+                let handshake = Duration::from_millis(config.connection_timeout_ms.into());
+                #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
+                let accepted = time::timeout(handshake, async {
+                    match &acceptor {
+                        Some(a) => a
+                            .accept(stream)
+                            .await
+                            .map(|(tenant_id, network)| (network, tenant_id)),
+                        None => Ok((Box::new(stream) as Box<dyn N>, None)),
+                    }
+                })
+                .await;
+                #[cfg(not(any(feature = "use-rustls", feature = "use-native-tls")))]
+                let accepted: Result<Result<(Box<dyn N>, Option<String>), Error>, Elapsed> =
+                    Ok(Ok((Box::new(stream), None)));
+                let (network, tenant_id) = match accepted {
+                    Ok(Ok(o)) => o,
+                    Ok(Err(e)) => {
+                        info!(?addr, error=?e, "Tls accept error");
+                        return;
+                    }
+                    Err(_) => {
+                        info!(?addr, "Tls handshake timed out");
+                        return;
+                    }
+                };
+
+                info!(
+                    name=?name, ?addr, count, tenant=?tenant_id, "accept"
+                );
+
+                match link_type {
+                    #[cfg(feature = "websocket")]
+                    LinkType::Websocket => {
+                        let stream = match accept_hdr_async(network, WSCallback).await {
+                            Ok(s) => Box::new(WsStream::new(s)),
+                            Err(e) => {
+                                error!(error=?e, "Websocket failed handshake");
+                                return;
+                            }
+                        };
                         remote(
                             config,
                             tenant_id.clone(),
                             router_tx,
                             stream,
                             protocol,
-                            self.awaiting_will_handler.clone(),
+                            will_handlers,
                             addr,
                         )
                         .instrument(tracing::info_span!(
                             "websocket_link",
                             client_id = field::Empty,
                             connection_id = field::Empty
-                        )),
-                    )
-                }
-                LinkType::Remote => task::spawn(
-                    remote(
-                        config,
-                        tenant_id.clone(),
-                        router_tx,
-                        network,
-                        protocol,
-                        self.awaiting_will_handler.clone(),
-                        addr,
-                    )
-                    .instrument(tracing::error_span!(
-                        "remote_link",
-                        ?tenant_id,
-                        client_id = field::Empty,
-                        connection_id = field::Empty,
-                    )),
-                ),
-            };
+                        ))
+                        .await
+                    }
+                    LinkType::Remote => {
+                        remote(
+                            config,
+                            tenant_id.clone(),
+                            router_tx,
+                            network,
+                            protocol,
+                            will_handlers,
+                            addr,
+                        )
+                        .instrument(tracing::error_span!(
+                            "remote_link",
+                            ?tenant_id,
+                            client_id = field::Empty,
+                            connection_id = field::Empty,
+                        ))
+                        .await
+                    }
+                };
+            });
 
             time::sleep(delay).await;
         }
