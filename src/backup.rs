@@ -32,8 +32,7 @@ use redb::{
 use crate::config::ValidConfig;
 use crate::store::tables::{
     CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED, ROLLUPS, SENSORS, STAGES, USERS,
-    USERS_BY_EMAIL,
-    USERS_BY_NAME, meta_key,
+    USERS_BY_EMAIL, USERS_BY_NAME, meta_key,
 };
 use crate::store::{DB_FILE, Store, StoreError};
 
