@@ -21,10 +21,14 @@ pub enum CompactError {
 /// Opens the configured store (refusing while the service runs), applies any journaled
 /// readings, and returns it for a maintenance command.
 pub fn open_stopped(cfg: &ValidConfig) -> Result<Store, CompactError> {
-    let store = Store::open(cfg.data_dir(), cfg.raw.storage.cache_size_mb, cfg.timezone)
-        .map_err(|e| match e {
-            StoreError::InUse { .. } => CompactError::InUse(cfg.data_dir().display().to_string()),
-            other => other.into(),
+    let store =
+        Store::open(cfg.data_dir(), cfg.raw.storage.cache_size_mb, cfg.timezone).map_err(|e| {
+            match e {
+                StoreError::InUse { .. } => {
+                    CompactError::InUse(cfg.data_dir().display().to_string())
+                }
+                other => other.into(),
+            }
         })?;
     let (w, join) = writer::spawn(store.clone(), cfg.writer_config())?;
     let flushed = w.flush();

@@ -5,11 +5,11 @@
 // `deny` rather than `forbid`: `memory` alone allows the allocator call it wraps.
 #![deny(unsafe_code)]
 
-pub mod compact;
 pub mod auth;
 pub mod backup;
 pub mod broker;
 pub mod cli;
+pub mod compact;
 pub mod config;
 pub mod fsmode;
 pub mod http;

@@ -4,8 +4,8 @@
 //! stopped (the store admits one process).
 
 use crate::config::ValidConfig;
-use crate::store::reindex::Rebuilt;
 use crate::store::StoreError;
+use crate::store::reindex::Rebuilt;
 
 /// Why the rebuild did not happen; messages say what to do.
 #[derive(Debug, thiserror::Error)]

@@ -173,9 +173,14 @@ async fn a_stop_while_the_disk_is_full_ends_in_time_and_loses_nothing_acknowledg
     let started = Instant::now();
     app.signal("TERM", Duration::from_secs(20));
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(15), "stop took {took:?}:\n{}", app.log());
     assert!(
-        app.log().contains("journaled readings are applied at the next start"),
+        took < Duration::from_secs(15),
+        "stop took {took:?}:\n{}",
+        app.log()
+    );
+    assert!(
+        app.log()
+            .contains("journaled readings are applied at the next start"),
         "{}",
         app.log()
     );

@@ -80,8 +80,11 @@ async fn raw_readings_past_retention_go_and_daily_figures_and_rollups_stay() {
     });
     let mut p = Publisher::sensor(app.mqtt_port, "retention").await;
     for i in 0..50u64 {
-        p.publish("Prueba", json!({"presion": 1000.0 + i as f64, "seq": i}).to_string())
-            .await;
+        p.publish(
+            "Prueba",
+            json!({"presion": 1000.0 + i as f64, "seq": i}).to_string(),
+        )
+        .await;
     }
     assert_eq!(p.wait_acked(50, Duration::from_secs(10)).await, 50);
     assert_eq!(app.wait_readings(50, Duration::from_secs(10)).await, 50);
@@ -103,7 +106,10 @@ async fn raw_readings_past_retention_go_and_daily_figures_and_rollups_stay() {
     );
     let stats = app.stats().await;
     assert_eq!(stats["lecturas_total"], 50, "{stats}");
-    assert_eq!(stats["lecturas_hoy"], 50, "today's daily row is kept: {stats}");
+    assert_eq!(
+        stats["lecturas_hoy"], 50,
+        "today's daily row is kept: {stats}"
+    );
 }
 
 /// Publishes `n` readings of about 500 stored bytes each, numbered from `first`.
@@ -147,9 +153,13 @@ async fn a_filling_disk_prunes_the_oldest_raw_readings_and_compact_gives_space_b
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     let total = rounds * per_round;
-    assert_eq!(app.wait_readings(total, Duration::from_secs(30)).await, total);
+    assert_eq!(
+        app.wait_readings(total, Duration::from_secs(30)).await,
+        total
+    );
     assert!(
-        app.log().contains("disk budget: oldest raw readings pruned"),
+        app.log()
+            .contains("disk budget: oldest raw readings pruned"),
         "{}",
         app.log()
     );
@@ -159,10 +169,7 @@ async fn a_filling_disk_prunes_the_oldest_raw_readings_and_compact_gives_space_b
         .iter()
         .map(|r| r["seq"].as_f64().unwrap() as u64)
         .collect();
-    assert!(
-        (kept.len() as u64) < total,
-        "some raw readings were pruned"
-    );
+    assert!((kept.len() as u64) < total, "some raw readings were pruned");
     let newest: std::collections::BTreeSet<u64> = kept.iter().copied().collect();
     assert!(
         ((rounds - 1) * per_round..total).all(|s| newest.contains(&s)),
@@ -173,8 +180,23 @@ async fn a_filling_disk_prunes_the_oldest_raw_readings_and_compact_gives_space_b
         "the oldest went first: oldest kept {:?}",
         kept.iter().min()
     );
-    assert_eq!(common::http_get_status(app.http_port, "/healthz"), Some(200));
-    assert!(free_bytes(&disk.0) > 2 << 20, "the disk never filled up");
+    assert_eq!(
+        common::http_get_status(app.http_port, "/healthz"),
+        Some(200)
+    );
+    let db_len = std::fs::metadata(disk.0.join("data").join("biogestor.redb"))
+        .unwrap()
+        .len();
+    eprintln!(
+        "free {} KiB, store {} KiB",
+        free_bytes(&disk.0) >> 10,
+        db_len >> 10
+    );
+    assert!(
+        free_bytes(&disk.0) > 2 << 20,
+        "the disk never filled up:\n{}",
+        app.log()
+    );
     assert_eq!(
         readings_in_buckets(&app).await,
         total,
@@ -193,7 +215,11 @@ async fn a_filling_disk_prunes_the_oldest_raw_readings_and_compact_gives_space_b
     let after = std::fs::metadata(&db).unwrap().len();
     assert!(after < before, "compact: {before} -> {after}: {out}");
     app.restart();
-    assert_eq!(app.all_readings().await.len(), kept.len(), "nothing lost by compaction");
+    assert_eq!(
+        app.all_readings().await.len(),
+        kept.len(),
+        "nothing lost by compaction"
+    );
     drop(app);
     drop(disk);
 }

@@ -267,7 +267,10 @@ impl Journal {
             }
             let mut body = vec![0u8; RECORD_HEAD - 12 + len as usize];
             body[..16].copy_from_slice(&head[12..]);
-            if self.file.read_exact_at(&mut body[16..], at + RECORD_HEAD as u64).is_err()
+            if self
+                .file
+                .read_exact_at(&mut body[16..], at + RECORD_HEAD as u64)
+                .is_err()
                 || crc32fast::hash(&body) != crc
             {
                 break;

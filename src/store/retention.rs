@@ -16,8 +16,8 @@
 //! when the disk is full it is deleted first, so the prune itself has space to commit.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -158,7 +158,9 @@ impl Store {
             let mut meta = txn.open_table(META)?;
             let total = meta.get(meta_key::PRUNED_TOTAL)?.map_or(0, |v| v.value());
             meta.insert(meta_key::PRUNED_TOTAL, total + keys.len() as u64)?;
-            let kept = meta.get(meta_key::RAW_KEPT_FROM_US)?.map_or(0, |v| v.value() as i64);
+            let kept = meta
+                .get(meta_key::RAW_KEPT_FROM_US)?
+                .map_or(0, |v| v.value() as i64);
             meta.insert(meta_key::RAW_KEPT_FROM_US, kept.max(newest + 1) as u64)?;
             meta.insert(meta_key::LAST_PRUNE_US, crate::sitetime::now_us() as u64)?;
         }
@@ -214,6 +216,7 @@ impl Pruner {
         let healthy = self.store.counters().writer_healthy.load(Ordering::Relaxed);
         let low = free < self.policy.min_free_bytes
             || (self.policy.max_store_bytes > 0 && len >= self.policy.max_store_bytes);
+        tracing::trace!(free, len, grew, healthy, low, "retention pass");
         if !healthy && free < RESERVE_BYTES * 2 {
             release_reserve(&self.dir);
         }
@@ -254,7 +257,9 @@ pub fn spawn(
             let mut pruner = Pruner::new(store, policy);
             while !stop.load(Ordering::Relaxed) {
                 match pruner.pass() {
-                    Ok(p) if p.aged > 0 => tracing::info!(pruned = p.aged, "raw readings past their retention pruned"),
+                    Ok(p) if p.aged > 0 => {
+                        tracing::info!(pruned = p.aged, "raw readings past their retention pruned")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "pruning failed; retrying later"),
                 }
@@ -266,8 +271,11 @@ pub fn spawn(
         })
 }
 
+/// Bytes the file occupies on disk. redb extends its file before writing into it, so the
+/// length runs ahead of the space used; the allocated blocks show the real growth.
 fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or(0, |m| m.blocks() * 512)
 }
 
 /// Bytes available to this user on the filesystem of `dir`.

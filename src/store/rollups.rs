@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::decode_reading;
 use super::daily::{ChannelStats, record_values};
-use super::tables::{META, READINGS, ROLLUPS, meta_key};
 use super::queries::{BucketAcc, into_buckets};
+use super::tables::{META, READINGS, ROLLUPS, meta_key};
 use super::{Bucket, StoreError};
 use crate::reading::{CHANNELS, Reading};
 
@@ -78,7 +78,9 @@ pub type Cursor = Option<(u64, i64)>;
 /// Reads the backfill cursor.
 pub fn load_cursor(meta: &impl ReadableTable<&'static str, u64>) -> Result<Cursor, StoreError> {
     let stage = meta.get(meta_key::ROLLUP_CURSOR_STAGE)?.map(|v| v.value());
-    let us = meta.get(meta_key::ROLLUP_CURSOR_US)?.map(|v| v.value() as i64);
+    let us = meta
+        .get(meta_key::ROLLUP_CURSOR_US)?
+        .map(|v| v.value() as i64);
     Ok(stage.zip(us))
 }
 
@@ -100,10 +102,7 @@ fn store_cursor(meta: &mut Table<&'static str, u64>, cursor: Cursor) -> Result<(
 /// rollups (an older store being opened).
 pub fn start_backfill_if_needed(txn: &WriteTransaction) -> Result<(), StoreError> {
     let rollups_empty = txn.open_table(ROLLUPS)?.first()?.is_none();
-    let first = txn
-        .open_table(READINGS)?
-        .first()?
-        .map(|(k, _)| k.value());
+    let first = txn.open_table(READINGS)?.first()?.map(|(k, _)| k.value());
     let mut meta = txn.open_table(META)?;
     if rollups_empty && load_cursor(&meta)?.is_none() {
         if let Some(first) = first {

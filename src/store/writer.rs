@@ -133,6 +133,11 @@ pub fn spawn(
 ) -> Result<(WriterHandle, JoinHandle<()>), StoreError> {
     let (tx, rx) = sync_channel(QUEUE);
     let mut writer = Writer::new(store, cfg)?;
+    // What the journal holds beyond the database is stored before the service says it is
+    // ready (a store that cannot take it now gets it from the loop, once it can).
+    if writer.backlog {
+        writer.cycle(false);
+    }
     let heartbeat = writer.heartbeat.clone();
     let stopping = writer.stopping.clone();
     let join = std::thread::Builder::new()
@@ -645,7 +650,10 @@ fn open_journal(store: &Store, cfg: &WriterConfig, applied_seq: u64) -> (Option<
         Ok((journal, pending)) => {
             if !pending.is_empty() {
                 let readings: usize = pending.iter().map(|r| r.entries.len()).sum();
-                tracing::info!(readings, "applying journaled readings the last run did not store");
+                tracing::info!(
+                    readings,
+                    "applying journaled readings the last run did not store"
+                );
             }
             (Some(journal), !pending.is_empty())
         }

@@ -55,7 +55,10 @@ fn a_torn_last_record_is_ignored_and_later_appends_continue_the_sequence() {
     assert_eq!(append(&mut j, &entries(1, 300)).expect("c"), 2);
     drop(j);
     let (_, pending) = Journal::open(dir.path(), 64 * 1024, 7, 0).expect("reopen");
-    assert_eq!(pending.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        pending.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
 }
 
 #[test]

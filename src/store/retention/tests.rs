@@ -80,7 +80,9 @@ fn age_pruning_removes_only_old_raw_readings_and_keeps_what_consumers_need() {
     let txn = db.begin_read().expect("read");
     let meta = txn.open_table(META).expect("meta");
     assert_eq!(
-        meta.get(meta_key::PRUNED_TOTAL).expect("g").map(|v| v.value()),
+        meta.get(meta_key::PRUNED_TOTAL)
+            .expect("g")
+            .map(|v| v.value()),
         Some(334)
     );
     let kept = meta
@@ -105,9 +107,13 @@ fn readings_not_yet_in_a_rollup_are_never_pruned() {
         let txn = db.begin_write().expect("write");
         {
             let mut meta = txn.open_table(META).expect("meta");
-            meta.insert(meta_key::ROLLUP_CURSOR_STAGE, 1).expect("stage");
-            meta.insert(meta_key::ROLLUP_CURSOR_US, (now - 100 * 3_600_000_000) as u64)
-                .expect("us");
+            meta.insert(meta_key::ROLLUP_CURSOR_STAGE, 1)
+                .expect("stage");
+            meta.insert(
+                meta_key::ROLLUP_CURSOR_US,
+                (now - 100 * 3_600_000_000) as u64,
+            )
+            .expect("us");
         }
         txn.commit().expect("commit");
     }

@@ -11,7 +11,7 @@ use crate::store::daily::fold::Fold;
 use crate::store::daily::{Daily, MeterRules, MeterState};
 use crate::store::rollups::{self, RollupFold};
 use crate::store::tables::{DAILY, META, METERS, READINGS, ROLLUPS};
-use crate::store::{StoreError, Store};
+use crate::store::{Store, StoreError};
 
 /// A reading stamped at most this far behind the newest stored key is stored right after it
 /// (a shift of at most 100 ms) instead of searching for a free microsecond near its own stamp.

@@ -137,7 +137,11 @@ fn journaled_readings_a_crash_left_behind_are_stored_once_at_the_next_start() {
         handle.flush().expect("flush");
         drop(handle);
         join.join().expect("join");
-        assert_eq!(count(&store), 10, "applied once, not again at the second start");
+        assert_eq!(
+            count(&store),
+            10,
+            "applied once, not again at the second start"
+        );
     }
     assert_eq!(store.counters().readings_total.load(Ordering::Relaxed), 10);
     store.close().expect("close");
