@@ -172,6 +172,11 @@ mod tests {
     /// A daily row as version 2 wrote it (length-prefixed channels; checked in; never
     /// regenerate).
     const V2_DAILY: &[u8] = include_bytes!("fixtures/v2-daily.bin");
+    /// A daily row as version 3 wrote it (coverage and discards; checked in; never
+    /// regenerate).
+    const V3_DAILY: &[u8] = include_bytes!("fixtures/v3-daily.bin");
+    /// A meter state as version 2 wrote it (checked in; never regenerate).
+    const V2_METER: &[u8] = include_bytes!("fixtures/v2-meter.bin");
 
     #[test]
     fn first_version_rows_still_decode() {
@@ -217,6 +222,37 @@ mod tests {
         assert!((d.gas.from_flow.expect("flow") - 0.006).abs() < 1e-12);
         assert!((d.biol.from_delta.expect("biol") - 0.05).abs() < 1e-12);
         assert_eq!(d.biol.from_counter, None);
+    }
+
+    #[test]
+    fn third_version_daily_rows_and_second_version_meters_still_decode() {
+        let d = decode_daily(V3_DAILY).expect("v3 daily");
+        assert_eq!(d.count, 3);
+        let t = d.channel(Channel::Temperatura).expect("temperature stats");
+        assert_eq!((t.count, t.min, t.max, t.sum), (2, 34.5, 35.5, 70.0));
+        assert_eq!(d.gas.from_counter, Some(0.25));
+        assert_eq!(d.gas.flow_covered_us, 90 * 60_000_000);
+        assert_eq!(d.gas.discards.glitch, 2);
+        assert_eq!(d.gas.discards.duplicate, 3);
+        assert_eq!(d.gas.discards.meter_change, 1);
+        assert_eq!(d.biol.discards.jitter, 1);
+        assert_eq!(d.biol.from_counter, Some(0.75));
+
+        let m = decode_meter(V2_METER).expect("v2 meter");
+        let base = m.gas_total.base.expect("gas baseline");
+        assert_eq!((base.value, base.at_us), (1234.8, 1_767_250_800_000_000));
+        let chain = m.gas_total.chain.expect("chain");
+        assert_eq!((chain.kind, chain.len), (ChainKind::Jump, 2));
+        assert_eq!(
+            chain.last,
+            Mark {
+                value: 99_999.1,
+                at_us: 1_767_250_920_000_000
+            }
+        );
+        let flow = m.flow.expect("flow sample");
+        assert_eq!((flow.at_us, flow.lmin), (1_767_250_900_000_000, 6.5));
+        assert_eq!(m.recent, vec![1, u64::MAX, 42]);
     }
 
     #[test]
