@@ -30,6 +30,7 @@ impl ValidConfig {
     pub fn meter_rules(&self) -> MeterRules {
         MeterRules {
             max_gas_flow_m3_h: self.raw.site.max_gas_flow_m3_h,
+            gas: super::gas::gas_site(&self.raw.site),
         }
     }
 }
@@ -177,6 +178,7 @@ impl Config {
                     .into(),
             });
         }
+        super::gas::check(&self.site)?;
         let s = &self.storage;
         range(
             "storage.commit_interval_ms",
