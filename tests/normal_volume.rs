@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Appliance, Options, Publisher};
+use common::{Appliance, Options, Publisher, run_bin};
 use serde_json::{Value, json};
 
 /// Epoch seconds `minutes_ago` minutes before now.
@@ -54,7 +54,7 @@ fn close(v: &Value, want: f64, tol: f64, what: &str) {
 /// Measured 2.000 m³; 1.333192 Nm³; methane 0.60 × 1.333192 = 0.799915 Nm³ CH4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_shows_normal_and_measured_cubic_metres() {
-    let app = Appliance::start(bogota());
+    let mut app = Appliance::start(bogota());
     let (status, _) = post_stage(
         &app,
         json!({"material_type": "bovino", "material_amount_kg": 1000,
@@ -136,6 +136,37 @@ async fn production_shows_normal_and_measured_cubic_metres() {
     );
     // A (18.2 Nm³ with the Latin-American bovine B0 0.10) is where the curve ends.
     close(&e["A_biogas_m3"], 18.2, 1e-9, "A");
+
+    // The site was really at sea level: fix the setting and rebuild. Ambient 101.325 kPa:
+    // 1. (102.325 − 3.16174)/101.325 · 273.15/298.15 = 0.978665 · 0.916150 = 0.896604
+    // 2. (103.325 − 1.70198)/101.325 · 273.15/288.15 = 1.002941 · 0.947944 = 0.950732
+    // = 1.847336 Nm³ from the same 2 m³.
+    app.signal("TERM", Duration::from_secs(10));
+    let text = std::fs::read_to_string(&app.config_path).expect("config");
+    std::fs::write(
+        &app.config_path,
+        text.replace("altitude_m = 2640", "altitude_m = 0"),
+    )
+    .expect("write config");
+    let config = app.config_path.to_str().expect("path").to_string();
+    let (status, out) = run_bin(&["reindex", "--config", &config], &[], app.dir.path());
+    assert!(status.success(), "{out}");
+    app.restart();
+    let prod = app.get_json("/api/dashboard/production/current/").await;
+    let a = &prod["actual"];
+    close(
+        &a["daily_biogas_m3_medido"][last],
+        2.0,
+        1e-9,
+        "measured m³ after reindex",
+    );
+    close(
+        &a["daily_biogas_nm3"][last],
+        1.847336,
+        1e-5,
+        "Nm³ after reindex",
+    );
+    assert_eq!(a["nm3_estimado"][last], json!(false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,3 +94,63 @@ fn days_say_how_much_of_them_is_known() {
     assert!((s.actual_total_m3 - 3.5 * f).abs() < 1e-5);
     assert_eq!(s.unidad, "Nm³");
 }
+
+#[test]
+fn the_curve_starts_at_the_loading_time() {
+    let tz = chrono_tz::America::Bogota;
+    let d = date_day("2026-03-10".parse().expect("date"));
+    let (start, end) = crate::sitetime::day_bounds(tz, d).expect("bounds");
+    let hour = 60 * MIN;
+    // Created on its loading day at 18:00: the curve starts then, with 6 h of day 1 left.
+    let mut s = stage(d);
+    s.created_us = start + 18 * hour;
+    assert_eq!(loading_time_us(tz, &s), start + 18 * hour);
+    assert!((load::first_day_fraction(tz, d, start + 18 * hour) - 0.25).abs() < 1e-12);
+    // Entered two days later: the hour is unknown, noon.
+    s.created_us = end + 30 * hour;
+    assert_eq!(loading_time_us(tz, &s), start + 12 * hour);
+    // Dated the day after its creation: the start of that day.
+    s.created_us = start - 2 * hour;
+    assert_eq!(loading_time_us(tz, &s), start);
+
+    // At 21:00 of the loading day, half of day 1's stretch (18:00–24:00) has passed, and the
+    // production endpoint expects half of day 1's curve so far.
+    s.created_us = start + 18 * hour;
+    let calendar = Calendar {
+        tz,
+        today: d,
+        today_elapsed: 21.0 / 24.0,
+    };
+    assert!((load::elapsed_part_of_today(calendar, d, s.created_us) - 0.5).abs() < 1e-9);
+    let materials = crate::model::default_materials();
+    let p = compute(
+        &s,
+        materials.get("bovino"),
+        &[],
+        calendar,
+        None,
+        SiteModel::default(),
+    )
+    .expect("compute");
+    let day1 = p.expected.cumulative_biogas_m3[0];
+    assert!((p.summary.expected_to_date_m3 - day1 / 2.0).abs() < 1e-12);
+    // Day 1 holds only 6 hours of kinetics: less than a quarter of a whole first day's gas
+    // (the Gompertz curve is convex at its start).
+    let whole = crate::model::expected_production(
+        &crate::model::StageInput {
+            material_amount_kg: 1000.0,
+            material_humidity_pct: 87.0,
+            temperature_c: 35.0,
+            material: materials["bovino"].clone(),
+            first_day_fraction: 1.0,
+            measured_temperature_c: Vec::new(),
+        },
+        10,
+    )
+    .expect("model");
+    assert!(day1 < whole.cumulative_biogas_m3[0] / 4.0, "{day1}");
+    assert_eq!(
+        p.expected.inicio,
+        crate::sitetime::rfc3339(tz, start + 18 * hour)
+    );
+}
