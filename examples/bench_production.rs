@@ -108,6 +108,7 @@ fn scan(dir: &str) -> Result<(), Error> {
                 today_elapsed: 1.0,
             },
             None,
+            biogestor::production::SiteModel::default(),
         )
     };
     let mut fast = Vec::new();

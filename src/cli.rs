@@ -86,7 +86,8 @@ pub enum Command {
     },
     /// Rebuild the daily gas figures and meter states from the stored readings under this
     /// release's meter rules (service stopped). Needed once for days stored by an earlier
-    /// release, and after changing site.max_gas_flow_m3_h.
+    /// release, and after changing site.max_gas_flow_m3_h or the gas settings of [site]
+    /// (altitude, pressure, temperature, humidity: the normal cubic metres).
     Reindex {
         /// Configuration file (for the data folder, time zone and meter rules).
         #[arg(long, default_value = "config.toml")]

@@ -19,6 +19,7 @@ pub mod logsafe;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod normal_volume;
 pub mod payload;
 pub mod production;
 pub mod reading;

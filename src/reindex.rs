@@ -1,6 +1,7 @@
 //! `biogestor reindex`: recomputes the daily gas figures from the stored readings, directly in
 //! the store, so days stored by an earlier release (or under another
-//! `site.max_gas_flow_m3_h`) show what this release's rules give. It needs the service
+//! `site.max_gas_flow_m3_h`, or other gas settings: their normal cubic metres are recomputed
+//! interval by interval) show what this release's rules give. It needs the service
 //! stopped (the store admits one process).
 
 use crate::config::ValidConfig;

@@ -122,12 +122,14 @@ async fn new_stage(app: &Appliance) -> u64 {
     v["id"].as_u64().expect("stage id")
 }
 
-/// Today's entry of a production response: (gas, missing, partial, discards, minutes, method).
+/// Today's entry of a production response: (gas the meter counted in m³, missing, partial,
+/// discards, minutes, method). These traces are about what the meter counted; the normal
+/// cubic metres of the comparison are checked in `tests/normal_volume.rs`.
 fn today_of(prod: &Value) -> (f64, bool, bool, Value, u64, Value) {
     let a = &prod["actual"];
     let last = a["days"].as_array().expect("days").len() - 1;
     (
-        a["daily_biogas_m3"][last].as_f64().expect("gas"),
+        a["daily_biogas_m3_medido"][last].as_f64().expect("gas"),
         a["missing"][last].as_bool().expect("missing"),
         a["parcial"][last].as_bool().expect("parcial"),
         a["descartes"][last].clone(),
@@ -233,6 +235,9 @@ async fn each_trace_shows_the_true_figure_and_survives_a_rebuild() {
         for key in [
             "daily_biogas_m3",
             "cumulative_biogas_m3",
+            "daily_biogas_m3_medido",
+            "daily_biogas_nm3",
+            "nm3_estimado",
             "missing",
             "parcial",
             "descartes",

@@ -116,8 +116,19 @@ async fn report_files_match_the_api_and_open_in_real_readers() {
     assert_eq!(entry["report_type"], json!("normal"));
     let real = entry["production_real"].as_f64().unwrap();
     let estimated = entry["production_estimated"].as_f64().unwrap();
-    assert!((real - 1.5).abs() < 1e-9, "counter 10.0 → 11.5: {real}");
+    // The meter counted 10.0 → 11.5 = 1.5 m³ at 1005 hPa (absolute), each step at the
+    // temperature sent with it, saturated:
+    //   0.4 m³ at 34 °C: (100.5 − 5.31370)/101.325 · 273.15/307.15 = 0.835427 → 0.334171
+    //   0.7 m³ at 35 °C: (100.5 − 5.61757)/101.325 · 273.15/308.15 = 0.830058 → 0.581040
+    //   0.4 m³ at 36 °C: (100.5 − 5.93645)/101.325 · 273.15/309.15 = 0.824592 → 0.329837
+    // = 1.245048 Nm³, shown rounded to 1.245 (reports compare in Nm³).
+    assert!(
+        (real - 1.245).abs() < 1e-9,
+        "1.5 m³ counted = 1.245 Nm³: {real}"
+    );
     let (_, prod) = app.get("/api/dashboard/production/current/").await;
+    let measured = prod["summary"]["actual_total_m3_medido"].as_f64().unwrap();
+    assert!((measured - 1.5).abs() < 1e-9, "{measured}");
     let api_expected = prod["summary"]["expected_to_date_m3"].as_f64().unwrap();
     // Both are "expected up to now", a few milliseconds apart.
     assert!(
@@ -147,6 +158,10 @@ async fn report_files_match_the_api_and_open_in_real_readers() {
         "Ana Pérez, José Núñez",
         "¿revisar válvula? ¡Sí!",
         "m³",
+        "Nm³",
+        "Real (Nm³)",
+        "Medido (m³)",
+        "Metano por kg SV (comparable con B0)",
         "°C",
     ] {
         assert!(text.contains(needle), "PDF text lacks {needle:?}:\n{text}");
@@ -188,14 +203,16 @@ async fn report_files_match_the_api_and_open_in_real_readers() {
     let mut rdr = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
-        &header[..6],
+        header,
         [
             "Día",
             "Fecha",
-            "Producción Esperada (m3/día)",
-            "Producción Real (m3/día)",
-            "Acumulado Esperado (m3)",
-            "Acumulado Real (m3)"
+            "Producción Esperada (Nm3/día)",
+            "Producción Real (Nm3/día)",
+            "Acumulado Esperado (Nm3)",
+            "Acumulado Real (Nm3)",
+            "Sin datos",
+            "Producción Medida (m3/día)"
         ]
     );
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
@@ -203,6 +220,8 @@ async fn report_files_match_the_api_and_open_in_real_readers() {
     assert_eq!(&rows[0][1], prod["actual"]["dates"][0].as_str().unwrap());
     let last_cum: f64 = rows[9][5].parse().unwrap();
     assert!((last_cum - real).abs() < 1e-9);
+    let measured_today: f64 = rows[9][7].parse().unwrap();
+    assert!((measured_today - 1.5).abs() < 1e-9, "{measured_today}");
     let expected_day1: f64 = rows[0][2].parse().unwrap();
     let api_day1 = prod["expected"]["daily_biogas_m3"][0].as_f64().unwrap();
     assert!((expected_day1 - (api_day1 * 1000.0).round() / 1000.0).abs() < 1e-9);

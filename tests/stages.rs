@@ -270,33 +270,50 @@ async fn readings_follow_the_active_stage_and_production_compares() {
     for key in ["days", "daily_biogas_m3", "cumulative_biogas_m3", "missing"] {
         assert!(prod["actual"].get(key).is_some(), "actual.{key}");
     }
-    // 1000 kg at 87 % moisture → TS 130 kg → VS 109.2 kg (VS/TS 0.84) → CH4 20.748 m³ (B0 0.19)
-    // → A = 34.58 m³ biogas at 60 % CH4 (not the fresh mass taken as VS).
+    // 1000 kg at 87 % moisture → TS 130 kg → VS 109.2 kg (VS/TS 0.84) → CH4 10.92 Nm³ (B0
+    // 0.10, the Latin-American default; it was 0.19, above IPCC's ultimate 0.13 for the
+    // region's dairy cattle) → A = 18.2 Nm³ biogas at 60 % CH4 (not the fresh mass taken as VS).
     let a = prod["expected"]["A_biogas_m3"].as_f64().unwrap();
-    assert!((a - 34.58).abs() < 1e-9, "{a}");
+    assert!((a - 18.2).abs() < 1e-9, "{a}");
     assert!((prod["expected"]["params"]["vs_kg"].as_f64().unwrap() - 109.2).abs() < 1e-9);
     assert_eq!(prod["actual"]["days"], json!([1]));
     assert_eq!(prod["actual"]["missing"], json!([false]));
+    // The meter counted 0.75 m³ at the default site (2,640 m: 73.378 kPa, no pressure sensor)
+    // with the gas at the 34 °C sent alongside, saturated: p_w(34) = 5.31370 kPa,
+    // (73.378 − 5.31370)/101.325 · 273.15/307.15 = 0.671744 · 0.889305 = 0.597385, so
+    // 0.75 m³ = 0.448039 Nm³. The comparison is in Nm³ (the expected curve's unit).
+    let measured = prod["actual"]["cumulative_biogas_m3_medido"][0]
+        .as_f64()
+        .unwrap();
+    assert!((measured - 0.75).abs() < 1e-9, "{measured}");
     let actual = prod["actual"]["cumulative_biogas_m3"][0].as_f64().unwrap();
-    assert!((actual - 0.75).abs() < 1e-9, "{actual}");
+    assert!((actual - 0.448039).abs() < 1e-5, "{actual}");
     let s = &prod["summary"];
-    // Only the elapsed part of today is expected so far: between 0 and the whole first day,
-    // in proportion to the local time of day.
+    // Only the part of today since the loading (the stage's creation) is expected so far.
     let expected_day1 = prod["expected"]["cumulative_biogas_m3"][0]
         .as_f64()
         .unwrap();
     let to_date = s["expected_to_date_m3"].as_f64().unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(prod["stage"]["created_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp() as f64;
     let tz: chrono_tz::Tz = "America/Bogota".parse().unwrap();
     let now = chrono::Utc::now().with_timezone(&tz);
-    let fraction = chrono::Timelike::num_seconds_from_midnight(&now) as f64 / 86_400.0;
+    let to_midnight = 86_400.0 - chrono::Timelike::num_seconds_from_midnight(&now) as f64;
+    let part =
+        (now.timestamp() as f64 - created) / (now.timestamp() as f64 + to_midnight - created);
     assert!(
-        (to_date - expected_day1 * fraction).abs() < expected_day1 * 0.01,
-        "{to_date} vs {expected_day1} × {fraction}"
+        to_date <= expected_day1 * (part + 0.01)
+            && to_date >= expected_day1 * (part - 0.01).max(0.0),
+        "{to_date} vs {expected_day1} × {part}"
     );
-    let diff = (0.75 - to_date) / to_date * 100.0;
-    assert!((s["difference_pct"].as_f64().unwrap() - diff).abs() < 1e-9);
-    assert!((s["yield_m3_per_kg_fresh"].as_f64().unwrap() - 0.75 / 1000.0).abs() < 1e-12);
-    assert!((s["yield_m3_per_kg_vs"].as_f64().unwrap() - 0.75 / 109.2).abs() < 1e-12);
+    if to_date > 0.0 {
+        let diff = (actual - to_date) / to_date * 100.0;
+        assert!((s["difference_pct"].as_f64().unwrap() - diff).abs() < 1e-6 * diff.abs().max(1.0));
+    }
+    assert!((s["yield_m3_per_kg_fresh"].as_f64().unwrap() - actual / 1000.0).abs() < 1e-12);
+    assert!((s["yield_m3_per_kg_vs"].as_f64().unwrap() - actual / 109.2).abs() < 1e-12);
     let (status, same) = app.get(&format!("/api/dashboard/production/{sid}/")).await;
     assert_eq!(status, 200);
     for key in [
@@ -324,11 +341,17 @@ async fn readings_follow_the_active_stage_and_production_compares() {
     assert_eq!(p.wait_acked(1, Duration::from_secs(5)).await, 1);
     assert_eq!(app.wait_readings(4, Duration::from_secs(5)).await, 4);
     let (_, prod) = app.get("/api/dashboard/production/current/").await;
-    let actual = prod["actual"]["cumulative_biogas_m3"][0].as_f64().unwrap();
+    let measured = prod["actual"]["cumulative_biogas_m3_medido"][0]
+        .as_f64()
+        .unwrap();
     assert!(
-        (actual - 1.0).abs() < 1e-9,
-        "meter state carried over the restart: {actual}"
+        (measured - 1.0).abs() < 1e-9,
+        "meter state carried over the restart: {measured}"
     );
+    // The last step (0.25 m³) is converted with the 34 °C read 10 minutes earlier, before the
+    // restart: the conditions are kept with the meter state. 1.0 m³ × 0.597385 Nm³/m³.
+    let actual = prod["actual"]["cumulative_biogas_m3"][0].as_f64().unwrap();
+    assert!((actual - 0.597385).abs() < 1e-5, "{actual}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

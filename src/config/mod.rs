@@ -2,6 +2,7 @@
 //! validated once at start-up so that a bad value stops the service with a message naming it.
 
 mod env;
+pub mod gas;
 pub mod placeholder;
 mod tls;
 mod validate;
@@ -13,7 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{MaterialParams, default_materials};
+use crate::model::{
+    MaterialParams, ModelTemperature, Region, default_materials, default_materials_for,
+};
+use crate::normal_volume::{GasHumidity, GasTemperature, PressureReading, PressureUnit};
 pub use tls::{TlsConfig, TlsFiles, TlsListeners};
 pub use validate::ValidConfig;
 
@@ -74,9 +78,18 @@ impl Default for Config {
 }
 
 /// Fills each built-in material's keys that the file leaves out, so a file may override a
-/// single parameter (`[materials.bovino] b0_m3_ch4_per_kg_vs = 0.13`).
+/// single parameter (`[materials.bovino] b0_m3_ch4_per_kg_vs = 0.13`). The built-in values are
+/// those of the preset named by `site.region` (an unknown name is reported when the section
+/// is read).
 fn merge_default_materials(table: &mut toml::Table) -> Result<(), String> {
-    let defaults = toml::Table::try_from(default_materials()).map_err(|e| e.to_string())?;
+    let region = table
+        .get("site")
+        .and_then(|s| s.get("region"))
+        .and_then(toml::Value::as_str)
+        .and_then(Region::from_name)
+        .unwrap_or_default();
+    let defaults =
+        toml::Table::try_from(default_materials_for(region)).map_err(|e| e.to_string())?;
     let materials = table
         .entry("materials")
         .or_insert_with(|| toml::Value::Table(toml::Table::new()))
@@ -288,6 +301,24 @@ pub struct SiteConfig {
     /// Most gas the meter can register per hour; a counter step above it is not counted until
     /// the meter confirms a new baseline (see `store::daily::counter`).
     pub max_gas_flow_m3_h: f64,
+    /// Regional preset of the material defaults (`model::Region`).
+    pub region: Region,
+    /// Site altitude, m: the ambient pressure when `ambient_pressure_hpa` is 0.
+    pub altitude_m: f64,
+    /// Mean ambient pressure, hPa; 0 = from the altitude (standard atmosphere).
+    pub ambient_pressure_hpa: f64,
+    /// Whether `presion` is absolute or gauge.
+    pub pressure_reading: PressureReading,
+    /// Unit of `presion`.
+    pub pressure_unit: PressureUnit,
+    /// Gas temperature from the `temperatura` channel or fixed.
+    pub gas_temperature: GasTemperature,
+    /// Fixed gas temperature, and the fallback without a recent reading, °C.
+    pub gas_temperature_c: f64,
+    /// Water vapour in the gas: saturated, or the `humedad` channel.
+    pub gas_humidity: GasHumidity,
+    /// Temperature the expected curve advances by: measured daily means or the typed value.
+    pub model_temperature: ModelTemperature,
 }
 
 impl Default for SiteConfig {
@@ -296,6 +327,15 @@ impl Default for SiteConfig {
             name: "Biodigestor".into(),
             timezone: "America/Bogota".into(),
             max_gas_flow_m3_h: crate::store::daily::meter::DEFAULT_MAX_GAS_FLOW_M3_H,
+            region: Region::default(),
+            altitude_m: gas::DEFAULT_ALTITUDE_M,
+            ambient_pressure_hpa: 0.0,
+            pressure_reading: PressureReading::Absolute,
+            pressure_unit: PressureUnit::HPa,
+            gas_temperature: GasTemperature::Sensor,
+            gas_temperature_c: gas::DEFAULT_GAS_TEMPERATURE_C,
+            gas_humidity: GasHumidity::Saturated,
+            model_temperature: ModelTemperature::Measured,
         }
     }
 }
@@ -410,8 +450,9 @@ impl Config {
             }
         })?;
         let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(e.to_string()))?;
-        merge_default_materials(&mut table).map_err(parse_err)?;
+        // Overrides first, so that BIOGESTOR_SITE__REGION picks the preset merged in.
         let overridden = env::apply_overrides(&mut table, vars)?;
+        merge_default_materials(&mut table).map_err(parse_err)?;
         let mut config: Config = table.try_into().map_err(|e: toml::de::Error| {
             let message = e.to_string();
             match overridden.first() {

@@ -34,6 +34,7 @@ impl ValidConfig {
     pub fn meter_rules(&self) -> MeterRules {
         MeterRules {
             max_gas_flow_m3_h: self.raw.site.max_gas_flow_m3_h,
+            gas: super::gas::gas_site(&self.raw.site),
         }
     }
 
@@ -206,6 +207,7 @@ impl Config {
                     .into(),
             });
         }
+        super::gas::check(&self.site)?;
         let s = &self.storage;
         range(
             "storage.commit_interval_ms",

@@ -54,6 +54,10 @@ pub async fn production_of(st: &AppState, stage: &Stage) -> Result<Production, A
             today_elapsed: elapsed_fraction_of_today(tz),
         },
         closed_day,
+        production::SiteModel {
+            model_temperature: st.config.raw.site.model_temperature,
+            gas: st.config.meter_rules().gas,
+        },
     )?)
 }
 

@@ -95,6 +95,12 @@ async fn detail(State(st): State<AppState>, Path(id): Path<u64>) -> Result<Json<
     Ok(Json(stage_json(&st, &stage)))
 }
 
+/// Why 0 % and 100 % humidity are refused: the model would expect the whole fresh mass as
+/// solids, or nothing at all; both are typing mistakes or "unknown".
+const HUMIDITY_LIMITS_MESSAGE: &str = "La humedad debe ser mayor que 0 % y menor que 100 %: \
+     0 % sería material totalmente seco y 100 % agua pura. Si no la conoces, usa la típica \
+     del material (estiércol bovino fresco: 87 %; porcino: 94 %; avícola: 70 %).";
+
 /// Field-by-field reading of a stage form, collecting every error.
 struct Form<'a> {
     body: &'a Map<String, Value>,
@@ -245,6 +251,12 @@ fn read_form(
         "%",
         &mut out.material_humidity_pct,
     );
+    if f.present("material_humidity_pct")
+        && !f.errors.contains_key("material_humidity_pct")
+        && !(out.material_humidity_pct > 0.0 && out.material_humidity_pct < 100.0)
+    {
+        f.err("material_humidity_pct", HUMIDITY_LIMITS_MESSAGE);
+    }
     num(
         &mut f,
         "temperature_c",

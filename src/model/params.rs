@@ -90,46 +90,108 @@ impl MaterialParams {
     }
 }
 
-/// Built-in parameters for the material types a farm typically loads, keyed by material name.
+/// Regional preset of the built-in material defaults (`site.region`).
 ///
-/// Exists so the model works out of the box and every default carries its source. B0 uses the
-/// *practical* (achievable in real digesters) values derived from FNR rather than IPCC's
-/// *ultimate* (maximum-capacity) inventory values, because the model predicts what a real bag
-/// digester yields, not the laboratory ceiling:
+/// Exists because IPCC 2006 gives different *ultimate* methane capacities (B0) for the same
+/// animal in different regions (herd diet and genetics), and a practical default cannot
+/// exceed the ultimate value of the herd it describes. The table of defaults and sources is in
+/// `docs/model-defaults.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Region {
+    /// Latin America (IPCC dairy cattle B0 0.13, other cattle 0.10 m³ CH₄/kg VS).
+    #[default]
+    LatinAmerica,
+    /// Developed regions: US/Canada, Europe, Oceania (IPCC dairy cattle B0 0.24).
+    Developed,
+}
+
+impl Region {
+    /// The configuration name of the preset.
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::LatinAmerica => "latin_america",
+            Region::Developed => "developed",
+        }
+    }
+
+    /// The preset called `name` in the configuration.
+    pub fn from_name(name: &str) -> Option<Region> {
+        match name {
+            "latin_america" => Some(Region::LatinAmerica),
+            "developed" => Some(Region::Developed),
+            _ => None,
+        }
+    }
+}
+
+/// Practical bovine B0 for Latin America, m³ CH₄/kg VS (derived): IPCC's ultimate 0.13 for
+/// Latin-American dairy cattle × FNR's practical-to-ultimate ratio for cattle in developed
+/// regions (0.19 / 0.24 = 0.79) = 0.103, rounded to 0.10; equal to IPCC's 0.10 for
+/// Latin-American "other" cattle. Below the 0.13 ultimate, as a practical value must be.
+pub const BOVINE_B0_LATAM: f64 = 0.10;
+
+/// Practical bovine B0 for developed regions, m³ CH₄/kg VS: FNR Guide to Biogas 2012
+/// (derived), below IPCC's ultimate 0.24 for dairy cattle of those regions.
+pub const BOVINE_B0_DEVELOPED: f64 = 0.19;
+
+/// Built-in parameters of the Latin-American preset (the default `site.region`); see
+/// [`default_materials_for`].
+pub fn default_materials() -> BTreeMap<String, MaterialParams> {
+    default_materials_for(Region::default())
+}
+
+/// Built-in parameters for the material types a farm typically loads, keyed by material name,
+/// for the site's regional preset.
 ///
-/// - **bovino**: B0 = 0.19 m³ CH₄/kg VS (practical, derived F). IPCC gives 0.13 for dairy
-///   cattle in Latin America and 0.24 for developed regions (I); a 36 °C BMP test gave 0.238
-///   (L). 0.19 lies between the Latin-American and developed-region inventory values, below
-///   the laboratory BMP, and reproduces the field rules of thumb per fresh mass: 1 t of faeces
-///   at 13 % TS, VS/TS 0.84, 60 % CH₄ gives ≈ 35 m³ biogas ≈ 35 L/kg (GTZ rule N: ≈ 40 L/kg;
-///   F: 25 m³/t of slurry at 10 % TS). Operators with poorly fed herds can lower it towards
-///   0.13 in `config.toml`.
+/// Exists so the model works out of the box and every default carries its source. B0 uses
+/// *practical* values (achievable in real digesters), never above IPCC's *ultimate*
+/// (maximum-capacity) value for the same herd:
+///
+/// - **bovino**: [`BOVINE_B0_LATAM`] = 0.10 in Latin America (IPCC ultimate 0.13, I) and
+///   [`BOVINE_B0_DEVELOPED`] = 0.19 in developed regions (FNR practical, derived F; IPCC
+///   ultimate 0.24, I; a 36 °C BMP test gave 0.238, L). The previous single default 0.19
+///   exceeded the Latin-American ultimate.
 /// - **porcino**: B0 = 0.35 (practical, derived F) rather than IPCC's ultimate 0.45–0.48 (I)
-///   or the 0.488 BMP (S); with F's 6 % TS and VS/TS 0.80 it reproduces F's 28 m³/t.
+///   or the 0.488 BMP (S); with F's 6 % TS and VS/TS 0.80 it reproduces F's 28 m³/t. The
+///   IPCC value for Latin-American swine was not read (unverified) and may be lower.
 /// - **avicola**: B0 = 0.37 (practical, derived F); IPCC poultry values are unverified.
 /// - **vegetal**: B0 = 0.42 (practical, two-stage reactor, B).
 ///
 /// All lag and rate values are placeholders, unverified (see the module documentation).
-pub fn default_materials() -> BTreeMap<String, MaterialParams> {
+pub fn default_materials_for(region: Region) -> BTreeMap<String, MaterialParams> {
+    let (bovine_b0, bovine_source) = match region {
+        Region::LatinAmerica => (
+            BOVINE_B0_LATAM,
+            "VS/TS: ASABE D384.2 (Trans. ASABE p. 1316); B0 0.10 practical, derived: IPCC 2006 \
+             V4 Ch10 (Wolf et al. 2017 Table 2) ultimate 0.13 for Latin-America dairy cattle x \
+             FNR 2012 practical/ultimate 0.19/0.24, = IPCC 0.10 Latin-America other cattle; \
+             CH4: FNR 2012; lag and k: placeholder, unverified",
+        ),
+        Region::Developed => (
+            BOVINE_B0_DEVELOPED,
+            "VS/TS: ASABE D384.2 (Trans. ASABE p. 1316); B0 0.19: FNR Guide to Biogas 2012, \
+             practical (derived), below IPCC 2006 V4 Ch10 (Wolf et al. 2017 Table 2) ultimate \
+             0.24 for dairy cattle of developed regions; CH4: FNR 2012; lag and k: \
+             placeholder, unverified",
+        ),
+    };
     let mut m = BTreeMap::new();
     m.insert(
         "bovino".to_string(),
         MaterialParams {
             // ASABE D384.2 gives 0.84–0.87 (A); FNR gives 0.80 (F). Lower end of A.
             vs_ts: 0.84,
-            // Practical, derived from FNR (F); see the function documentation for the choice.
-            b0_m3_ch4_per_kg_vs: 0.19,
+            // Practical, never above IPCC's ultimate for the region's herd (I, F): see
+            // BOVINE_B0_LATAM and BOVINE_B0_DEVELOPED.
+            b0_m3_ch4_per_kg_vs: bovine_b0,
             // FNR 60 % (F); GTZ 65 % (G); 65.6 % in a Colombian field digester (C).
             methane_fraction: 0.60,
             // Placeholder, unverified: manure range λ 0–3 d.
             lag_days: 2.0,
             // Placeholder, unverified: manure range Rm/A 0.04–0.10 d⁻¹; cattle manure is slow.
             k_per_day: 0.06,
-            source: "VS/TS: ASABE D384.2 (Trans. ASABE p. 1316); B0: FNR Guide to Biogas 2012, \
-                     practical (derived), vs IPCC 2006 V4 Ch10 (Wolf et al. 2017 Table 2) 0.13 \
-                     Latin-America dairy / 0.24 developed regions; CH4: FNR 2012; lag and k: \
-                     placeholder, unverified"
-                .to_string(),
+            source: bovine_source.to_string(),
         },
     );
     m.insert(

@@ -1,56 +1,54 @@
 //! Temperature factor f(T) = rate(T) / rate(35 °C) for the Gompertz kinetics.
 //!
-//! This is a modelling choice, assembled from three pieces (all in °C, f dimensionless):
+//! The factor is the cardinal-temperature model with inflection of Rosso et al. 1993 (CTMI),
+//! with the cardinal temperatures of the mesophilic methanogen group of the ABM model (Dalby
+//! et al. 2021, PLoS ONE 16:e0252881): T_min = 15 °C, T_opt = 36 °C, T_max = 45 °C.
 //!
-//! 1. **20–60 °C: Chen–Hashimoto linear rate**, μm(T) = 0.013·T − 0.129 d⁻¹, normalised to
-//!    35 °C: f(T) = μm(T)/μm(35) = (0.013·T − 0.129)/0.326. f(20) ≈ 0.402, f(30) ≈ 0.801.
-//!    The coefficients are unverified: the primary text was not confirmed.
-//! 2. **Below 20 °C: Q10 = 2 decay**, f(T) = f(20)·2^((T − 20)/10). The linear rate reaches
-//!    zero at 9.9 °C and must not be extrapolated below 20 °C, yet unheated bag digesters often
-//!    run colder; the Q10 branch is continuous with the linear one at 20 °C, strictly positive,
-//!    and gives f(15) ≈ 0.284, f(10) ≈ 0.201, f(0) ≈ 0.100. The Q10 = 2 rule is unverified;
-//!    Arrhenius constants for stored cattle slurry (Sommer et al. 2004) imply Q10 ≈ 4–5, so
-//!    this branch may overestimate production in the cold.
-//! 3. **Above 60 °C: clamped** at f(60) ≈ 1.997, the end of the Chen–Hashimoto range. A
-//!    mesophilic culture would in reality be inhibited well before that; the clamp only keeps
-//!    f monotonic and bounded for out-of-range sensor readings.
+//! γ(T) = (T − T_max)(T − T_min)² / {(T_opt − T_min)[(T_opt − T_min)(T − T_opt)
+//!        − (T_opt − T_max)(T_opt + T_min − 2T)]} for T_min < T < T_max, 0 otherwise;
+//! γ(T_opt) = 1. The material kinetics are given at 35 °C, so f(T) = γ(T)/γ(35), with
+//! γ(35) = 4000/4032 = 0.99206: f(36) ≈ 1.008 is the maximum, f(38) ≈ 0.971, f(40) ≈ 0.847,
+//! f(42) ≈ 0.614 and f(15) = f(45) = 0.
 //!
-//! f is continuous, non-decreasing, strictly positive on the model's input range and f(35) is
-//! exactly 1 (the rate is divided by itself).
+//! Why this model: a mesophilic community stops speeding up near 35–38 °C and is inhibited
+//! above ~40 °C; the linear Chen–Hashimoto rate used before kept rising to twice the 35 °C
+//! rate at 60 °C. Below 15 °C the model expects no methanogenic activity at all, so the
+//! expected curve does not advance on such days (a cold day delays the curve; it does not
+//! remove gas from it).
 
 /// Reference temperature at which material kinetics are specified (°C).
 pub const REFERENCE_TEMPERATURE_C: f64 = 35.0;
 
-/// Lower end of the range in which the linear Chen–Hashimoto rate is used (°C).
-pub const LINEAR_MIN_C: f64 = 20.0;
+/// Cardinal temperatures of the mesophilic group (°C), Dalby et al. 2021 (ABM model).
+pub const T_MIN_C: f64 = 15.0;
+/// Optimum temperature (°C), Dalby et al. 2021.
+pub const T_OPT_C: f64 = 36.0;
+/// Maximum temperature (°C), Dalby et al. 2021.
+pub const T_MAX_C: f64 = 45.0;
 
-/// Upper end of the Chen–Hashimoto range; f is held constant above it (°C).
-pub const LINEAR_MAX_C: f64 = 60.0;
-
-/// Q10 used below [`LINEAR_MIN_C`] (rate ratio per 10 °C). Placeholder, unverified.
-pub const Q10_BELOW_LINEAR: f64 = 2.0;
-
-/// Chen–Hashimoto maximum specific growth rate μm(T) = 0.013·T − 0.129 (d⁻¹, T in °C).
+/// Rosso's cardinal-temperature model γ(T), 1 at [`T_OPT_C`], 0 at and outside the cardinal
+/// minimum and maximum.
 ///
-/// Exists as the shape of the temperature response in its stated validity range 20–60 °C.
-/// Coefficients unverified (primary text not confirmed). Not meaningful below 20 °C.
-pub fn chen_hashimoto_mu_max(temperature_c: f64) -> f64 {
-    0.013 * temperature_c - 0.129
+/// Exists as the shape of the temperature response; [`temperature_factor`] rescales it to the
+/// 35 °C reference of the material kinetics.
+pub fn cardinal_gamma(temperature_c: f64) -> f64 {
+    let t = temperature_c;
+    if !(t > T_MIN_C && t < T_MAX_C) {
+        return 0.0;
+    }
+    let span = T_OPT_C - T_MIN_C;
+    let numerator = (t - T_MAX_C) * (t - T_MIN_C).powi(2);
+    let denominator =
+        span * (span * (t - T_OPT_C) - (T_OPT_C - T_MAX_C) * (T_OPT_C + T_MIN_C - 2.0 * t));
+    (numerator / denominator).max(0.0)
 }
 
-/// Temperature factor f(T) = rate(T)/rate(35 °C), dimensionless; see the module documentation.
+/// Temperature factor f(T) = γ(T)/γ(35 °C), dimensionless; see the module documentation.
 ///
 /// Exists so that the 35 °C kinetics of each material can be scaled to the digester's actual
-/// temperature: k(T) = k35·f(T) and λ(T) = λ35/f(T).
+/// temperature: the curve advances f(T) days of 35 °C kinetics per day at T.
 pub fn temperature_factor(temperature_c: f64) -> f64 {
-    let reference = chen_hashimoto_mu_max(REFERENCE_TEMPERATURE_C);
-    let t = temperature_c.min(LINEAR_MAX_C);
-    if t >= LINEAR_MIN_C {
-        chen_hashimoto_mu_max(t) / reference
-    } else {
-        let at_min = chen_hashimoto_mu_max(LINEAR_MIN_C) / reference;
-        at_min * Q10_BELOW_LINEAR.powf((t - LINEAR_MIN_C) / 10.0)
-    }
+    cardinal_gamma(temperature_c) / cardinal_gamma(REFERENCE_TEMPERATURE_C)
 }
 
 #[cfg(test)]
@@ -66,40 +64,56 @@ mod tests {
         assert_eq!(temperature_factor(35.0), 1.0);
     }
 
+    /// Hand calculation with T_min/T_opt/T_max = 15/36/45 (span T_opt − T_min = 21):
+    /// γ(35) = (−10)(20²) / {21[21(−1) − (−9)(51 − 70)]} = −4000 / (21 × −192) = 0.992063.
+    /// γ(38) = (−7)(23²) / {21[21·2 − (−9)(51 − 76)]} = −3703 / (21 × −183) = 0.963570
+    ///   → f(38) = 0.963570 / 0.992063 = 0.971279.
+    /// γ(42) = (−3)(27²) / {21[21·6 − (−9)(51 − 84)]} = −2187 / (21 × −171) = 0.609022
+    ///   → f(42) = 0.613895.
+    /// f(15) = f(45) = 0 (cardinal limits).
     #[test]
-    fn factor_matches_hand_worked_values() {
-        // Linear branch: (0.013·30 − 0.129)/0.326 = 0.261/0.326 = 0.80061.
-        assert!(close(temperature_factor(30.0), 0.261 / 0.326, 1e-12));
-        // f(20) = 0.131/0.326 = 0.40184.
-        let f20 = 0.131 / 0.326;
-        assert!(close(temperature_factor(20.0), f20, 1e-12));
-        // Q10 branch: f(15) = f(20)·2^(−0.5) = 0.40184·0.70711 = 0.28414.
-        assert!(close(temperature_factor(15.0), f20 / 2f64.sqrt(), 1e-12));
-        // f(10) = f(20)/2 = 0.20092.
-        assert!(close(temperature_factor(10.0), f20 / 2.0, 1e-12));
-        // Clamp: f(70) = f(60) = 0.651/0.326 = 1.99693.
-        assert!(close(temperature_factor(70.0), 0.651 / 0.326, 1e-12));
+    fn factor_at_the_cardinal_and_test_temperatures() {
+        let g35 = 4000.0 / 4032.0;
+        assert!(close(cardinal_gamma(35.0), g35, 1e-12));
+        assert!(close(cardinal_gamma(36.0), 1.0, 1e-12));
+        assert_eq!(temperature_factor(15.0), 0.0);
+        assert_eq!(temperature_factor(35.0), 1.0);
+        assert!(close(
+            temperature_factor(38.0),
+            3703.0 / 3843.0 / g35,
+            1e-12
+        ));
+        assert!(close(temperature_factor(38.0), 0.971279, 1e-6));
+        assert!(close(
+            temperature_factor(42.0),
+            2187.0 / 3591.0 / g35,
+            1e-12
+        ));
+        assert!(close(temperature_factor(42.0), 0.613895, 1e-6));
+        assert_eq!(temperature_factor(45.0), 0.0);
+        // Outside the cardinal range nothing happens either.
+        assert_eq!(temperature_factor(10.0), 0.0);
+        assert_eq!(temperature_factor(60.0), 0.0);
     }
 
     #[test]
-    fn factor_is_continuous_at_20() {
-        let below = temperature_factor(20.0 - 1e-9);
-        let at = temperature_factor(20.0);
-        assert!(close(below, at, 1e-9));
-    }
-
-    #[test]
-    fn factor_is_monotonic_positive_and_bounded() {
+    fn factor_peaks_at_the_optimum_and_falls_on_both_sides() {
         let mut previous = 0.0;
-        for i in 0..=900 {
-            let t = -10.0 + f64::from(i) * 0.1;
+        for i in 0..=210 {
+            let t = 15.0 + f64::from(i) * 0.1;
             let f = temperature_factor(t);
-            assert!(f.is_finite() && f > 0.0, "f({t}) = {f}");
-            assert!(f >= previous, "f not monotonic at {t}");
-            assert!(f <= 2.0, "f({t}) = {f} above cap");
+            assert!(f.is_finite() && f >= previous, "f not rising at {t}");
             previous = f;
         }
-        // Still clearly positive at the coldest accepted temperature: f(20)·2^(−3) ≈ 0.0502.
-        assert!(temperature_factor(-10.0) > 0.05);
+        for i in 0..=90 {
+            let t = 36.0 + f64::from(i) * 0.1;
+            let f = temperature_factor(t);
+            assert!(
+                f.is_finite() && f <= previous + 1e-12,
+                "f not falling at {t}"
+            );
+            previous = f;
+        }
+        assert!(temperature_factor(36.0) < 1.01);
     }
 }

@@ -6,7 +6,7 @@ use crate::reading::Channel;
 use crate::store::daily::{ChannelStats, Daily};
 
 use super::data::{ChannelStat, DayRow, ReportData, ReportType, StageInfo, Totals};
-use super::render::format::{es_m3, es_pct, round_m3, round_pct};
+use super::render::format::{es_nm3, es_pct, round_m3, round_pct};
 
 /// Channels summarised in the sensor table, with their Spanish labels.
 const SENSOR_CHANNELS: [(Channel, &str); 5] = [
@@ -34,18 +34,18 @@ pub fn default_inference(actual: f64, expected: f64, diff_pct: Option<f64>) -> S
     match diff_pct {
         None => format!(
             "Aún no hay producción esperada con la que comparar la producción real ({}).",
-            es_m3(actual)
+            es_nm3(actual)
         ),
         Some(d) if round_pct(d) == 0.0 => format!(
             "La producción real ({}) coincide con la estimada ({}).",
-            es_m3(actual),
-            es_m3(expected)
+            es_nm3(actual),
+            es_nm3(expected)
         ),
         Some(d) => format!(
             "La producción real ({}) está {} de la estimada ({}) en {}.",
-            es_m3(actual),
+            es_nm3(actual),
             if d < 0.0 { "por debajo" } else { "por encima" },
-            es_m3(expected),
+            es_nm3(expected),
             es_pct(Some(d.abs()))
         ),
     }
@@ -121,6 +121,7 @@ pub fn report_data(
                 date: a.dates[i].clone(),
                 expected_m3: round_m3(e.daily_biogas_m3.get(i).copied().unwrap_or(0.0)),
                 actual_m3: round_m3(a.daily_biogas_m3[i]),
+                actual_measured_m3: round_m3(a.daily_biogas_m3_medido[i]),
                 expected_cumulative_m3: round_m3(exp_cum),
                 actual_cumulative_m3: round_m3(a.cumulative_biogas_m3[i]),
                 missing: a.missing[i],
@@ -152,6 +153,8 @@ pub fn report_data(
             difference_pct: s.difference_pct,
             yield_m3_per_kg_fresh: s.yield_m3_per_kg_fresh,
             yield_m3_per_kg_vs: s.yield_m3_per_kg_vs,
+            methane_yield_nm3_per_kg_vs: s.rendimiento_metano_nm3_por_kg_sv,
+            actual_total_m3_medido: round_m3(s.actual_total_m3_medido),
             ts_kg: e.params.ts_kg,
             vs_kg: e.params.vs_kg,
             a_biogas_m3: round_m3(e.a_biogas_m3),

@@ -24,6 +24,7 @@ pub fn render_csv(data: &ReportData) -> Result<Vec<u8>, RenderError> {
             m3(d.expected_cumulative_m3),
             m3(d.actual_cumulative_m3),
             missing_mark(d.missing).to_string(),
+            m3(d.actual_measured_m3),
         ])?;
     }
     w.into_inner()
@@ -71,6 +72,7 @@ mod tests {
                 assert_eq!(num(4), round_m3(day.expected_cumulative_m3));
                 assert_eq!(num(5), round_m3(day.actual_cumulative_m3));
                 assert_eq!(&row[6], missing_mark(day.missing));
+                assert_eq!(num(7), round_m3(day.actual_measured_m3));
                 assert!(row[2].contains('.') && !row[2].contains(','));
             }
         }

@@ -46,10 +46,12 @@ pub struct DayRow {
     pub day: u32,
     /// `YYYY-MM-DD`.
     pub date: String,
-    /// Expected production that day, m³ (0 past the end of the expected curve).
+    /// Expected production that day, Nm³ (0 past the end of the expected curve).
     pub expected_m3: f64,
-    /// Measured production that day, m³ (0 when missing).
+    /// Measured production that day, Nm³ (0 when missing).
     pub actual_m3: f64,
+    /// What the meter counted that day, actual m³ (0 when missing).
+    pub actual_measured_m3: f64,
     pub expected_cumulative_m3: f64,
     pub actual_cumulative_m3: f64,
     /// No gas measurement that day (distinct from a measured zero).
@@ -79,8 +81,14 @@ pub struct Totals {
     pub actual_total_m3: f64,
     /// (actual − expected to date) / expected to date × 100.
     pub difference_pct: Option<f64>,
+    /// Biogas per kg fresh material, Nm³/kg.
     pub yield_m3_per_kg_fresh: f64,
+    /// Biogas per kg VS, Nm³/kg VS (not B0).
     pub yield_m3_per_kg_vs: Option<f64>,
+    /// Methane per kg VS, Nm³ CH₄/kg VS (comparable with B0).
+    pub methane_yield_nm3_per_kg_vs: Option<f64>,
+    /// What the meter counted over the stage, actual m³.
+    pub actual_total_m3_medido: f64,
     /// Model inputs derived from the stage: total and volatile solids, biogas potential.
     pub ts_kg: f64,
     pub vs_kg: f64,

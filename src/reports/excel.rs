@@ -93,11 +93,12 @@ fn datos(data: &ReportData) -> Result<Worksheet, XlsxError> {
             missing_mark(d.missing),
             &fill(Format::new().set_align(FormatAlign::Center)),
         )?;
+        ws.write_number_with_format(row, 7, round_m3(d.actual_measured_m3), &num)?;
     }
 
     let n = u32::try_from(data.days.len()).unwrap_or(u32::MAX - 1);
     if n > 0 {
-        ws.autofilter(0, 0, n, 6)?;
+        ws.autofilter(0, 0, n, 7)?;
         ws.insert_chart_with_offset(1, 8, &chart(data, n), 10, 0)?;
     }
     Ok(ws)
@@ -138,7 +139,7 @@ fn chart(data: &ReportData, last_row: u32) -> Chart {
         .title()
         .set_name("Producción acumulada: esperada y real");
     chart.x_axis().set_name("Día");
-    chart.y_axis().set_name("m³").set_num_format("0.0");
+    chart.y_axis().set_name("Nm³").set_num_format("0.0");
     chart.legend().set_position(ChartLegendPosition::Bottom);
     chart.set_width(720).set_height(400);
     chart

@@ -32,6 +32,8 @@ pub(crate) fn report(n_days: u32, trailing_missing: u32) -> ReportData {
                 .to_string(),
             expected_m3: round3(expected),
             actual_m3: round3(actual),
+            // Bogotá, 20 °C, saturated: 1 Nm³ reads as 1.5306 m³.
+            actual_measured_m3: round3(actual * 1.5306),
             expected_cumulative_m3: round3(exp_cum),
             actual_cumulative_m3: round3(act_cum),
             missing,
@@ -72,6 +74,8 @@ pub(crate) fn report(n_days: u32, trailing_missing: u32) -> ReportData {
             difference_pct: Some((act_cum - expected_to_date) / expected_to_date * 100.0),
             yield_m3_per_kg_fresh: act_cum / 1500.0,
             yield_m3_per_kg_vs: Some(act_cum / 174.2),
+            methane_yield_nm3_per_kg_vs: Some(act_cum * 0.6 / 174.2),
+            actual_total_m3_medido: round3(act_cum * 1.5306),
             ts_kg: 217.5,
             vs_kg: 174.2,
             a_biogas_m3: 52.26,

@@ -117,6 +117,12 @@ pub fn es(plain: &str) -> String {
     plain.replace('.', ",")
 }
 
+/// A normal volume (dry gas, 0 °C, 1013.25 hPa) in Spanish notation with its unit:
+/// `34,580 Nm³`.
+pub fn es_nm3(x: f64) -> String {
+    with_unit(es(&m3(x)), "Nm³")
+}
+
 /// A volume in Spanish notation with its unit: `34,580 m³`.
 pub fn es_m3(x: f64) -> String {
     with_unit(es(&m3(x)), "m³")

@@ -39,16 +39,18 @@ pub enum RenderError {
 }
 
 /// Column names of the daily table, identical in the `Datos` sheet and the CSV. The first six
-/// are those of the previous system; `Sin datos` tells a day without measurements from a
-/// measured zero.
-pub const DAILY_COLUMNS: [&str; 7] = [
+/// are those of the previous system in the same order, with the unit of the comparison
+/// (normal cubic metres, Nm3); `Sin datos` tells a day without measurements from a measured
+/// zero; the last column is what the meter counted, actual m3.
+pub const DAILY_COLUMNS: [&str; 8] = [
     "Día",
     "Fecha",
-    "Producción Esperada (m3/día)",
-    "Producción Real (m3/día)",
-    "Acumulado Esperado (m3)",
-    "Acumulado Real (m3)",
+    "Producción Esperada (Nm3/día)",
+    "Producción Real (Nm3/día)",
+    "Acumulado Esperado (Nm3)",
+    "Acumulado Real (Nm3)",
     "Sin datos",
+    "Producción Medida (m3/día)",
 ];
 
 /// The `Sin datos` cell of a day: `sí` for a day without gas measurements, `no` otherwise.

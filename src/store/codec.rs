@@ -9,10 +9,12 @@
 //! fewer or more channels still decode. Version 1 stored them as fixed-length tuples of 10,
 //! which any change of [`crate::reading::CHANNELS`] would have made unreadable.
 //!
-//! Daily rows are at version 3 (version 2 plus the flow coverage and the discarded samples of
-//! each meter) and meter states at version 2 (counter baselines with their time, unconfirmed
-//! chains, recent message keys). Rows of earlier versions decode with the new fields empty;
-//! `biogestor reindex` recomputes them from the readings. Accounts have their own versions
+//! Daily rows are at version 4 (version 3 — version 2 plus the flow coverage and the
+//! discarded samples of each meter — plus the normal volumes of each method) and meter states
+//! at version 3 (version 2 — counter baselines with their time, unconfirmed chains, recent
+//! message keys — plus the newest pressure, temperature, humidity and methane readings).
+//! Rows of earlier versions decode with the new fields empty; `biogestor reindex` recomputes
+//! them from the readings. Accounts have their own versions
 //! (`users::StoredUser`).
 
 pub mod channel_array;
@@ -40,37 +42,45 @@ enum ReadingRowRef<'a> {
     V2(&'a Reading),
 }
 
-/// Stored forms of a daily aggregate.
+/// Stored forms of a daily aggregate (decoded once per row and converted at once, so the
+/// size of the old variants does not matter).
 #[derive(serde::Deserialize)]
+#[allow(clippy::large_enum_variant)]
 enum DailyRow {
     V1(legacy::DailyV1),
     V2(legacy::DailyV2),
-    V3(Daily),
+    V3(legacy::DailyV3),
+    V4(Daily),
 }
 
-/// Serialises exactly like `DailyRow::V3` without cloning.
+/// Serialises exactly like `DailyRow::V4` without cloning.
 #[derive(Serialize)]
 enum DailyRowRef<'a> {
     #[allow(dead_code)]
     V1(()),
     #[allow(dead_code)]
     V2(()),
-    V3(&'a Daily),
+    #[allow(dead_code)]
+    V3(()),
+    V4(&'a Daily),
 }
 
 /// Stored forms of a source's meter state.
 #[derive(serde::Deserialize)]
 enum MeterRow {
     V1(legacy::MeterStateV1),
-    V2(MeterState),
+    V2(legacy::MeterStateV2),
+    V3(MeterState),
 }
 
-/// Serialises exactly like `MeterRow::V2` without cloning.
+/// Serialises exactly like `MeterRow::V3` without cloning.
 #[derive(Serialize)]
 enum MeterRowRef<'a> {
     #[allow(dead_code)]
     V1(()),
-    V2(&'a MeterState),
+    #[allow(dead_code)]
+    V2(()),
+    V3(&'a MeterState),
 }
 
 #[derive(serde::Deserialize)]
@@ -130,7 +140,7 @@ pub fn decode_reading(bytes: &[u8]) -> Result<Reading, StoreError> {
 
 /// Encodes a daily aggregate.
 pub fn encode_daily(d: &Daily) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(&DailyRowRef::V3(d)).map_err(corrupt("daily"))
+    postcard::to_allocvec(&DailyRowRef::V4(d)).map_err(corrupt("daily"))
 }
 
 /// Decodes a daily aggregate of any stored version.
@@ -139,14 +149,15 @@ pub fn decode_daily(bytes: &[u8]) -> Result<Daily, StoreError> {
         match postcard::from_bytes(bytes).map_err(corrupt("daily"))? {
             DailyRow::V1(old) => old.into(),
             DailyRow::V2(old) => old.into(),
-            DailyRow::V3(d) => d,
+            DailyRow::V3(old) => old.into(),
+            DailyRow::V4(d) => d,
         },
     )
 }
 
 /// Encodes a source's meter state.
 pub fn encode_meter(m: &MeterState) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(&MeterRowRef::V2(m)).map_err(corrupt("meters"))
+    postcard::to_allocvec(&MeterRowRef::V3(m)).map_err(corrupt("meters"))
 }
 
 /// Decodes a meter state of any stored version.
@@ -154,7 +165,8 @@ pub fn decode_meter(bytes: &[u8]) -> Result<MeterState, StoreError> {
     Ok(
         match postcard::from_bytes(bytes).map_err(corrupt("meters"))? {
             MeterRow::V1(old) => old.into(),
-            MeterRow::V2(m) => m,
+            MeterRow::V2(old) => old.into(),
+            MeterRow::V3(m) => m,
         },
     )
 }
@@ -172,6 +184,11 @@ mod tests {
     /// A daily row as version 2 wrote it (length-prefixed channels; checked in; never
     /// regenerate).
     const V2_DAILY: &[u8] = include_bytes!("fixtures/v2-daily.bin");
+    /// A daily row as version 3 wrote it (coverage and discards; checked in; never
+    /// regenerate).
+    const V3_DAILY: &[u8] = include_bytes!("fixtures/v3-daily.bin");
+    /// A meter state as version 2 wrote it (checked in; never regenerate).
+    const V2_METER: &[u8] = include_bytes!("fixtures/v2-meter.bin");
 
     #[test]
     fn first_version_rows_still_decode() {
@@ -220,6 +237,43 @@ mod tests {
     }
 
     #[test]
+    fn third_version_daily_rows_and_second_version_meters_still_decode() {
+        let d = decode_daily(V3_DAILY).expect("v3 daily");
+        assert_eq!(d.count, 3);
+        let t = d.channel(Channel::Temperatura).expect("temperature stats");
+        assert_eq!((t.count, t.min, t.max, t.sum), (2, 34.5, 35.5, 70.0));
+        assert_eq!(d.gas.from_counter, Some(0.25));
+        assert_eq!(d.gas.flow_covered_us, 90 * 60_000_000);
+        assert_eq!(d.gas.discards.glitch, 2);
+        assert_eq!(d.gas.discards.duplicate, 3);
+        assert_eq!(d.gas.discards.meter_change, 1);
+        assert_eq!(d.biol.discards.jitter, 1);
+        assert_eq!(d.biol.from_counter, Some(0.75));
+        assert_eq!(
+            d.gas.normal,
+            Default::default(),
+            "normal volumes wait for a reindex"
+        );
+
+        let m = decode_meter(V2_METER).expect("v2 meter");
+        let base = m.gas_total.base.expect("gas baseline");
+        assert_eq!((base.value, base.at_us), (1234.8, 1_767_250_800_000_000));
+        let chain = m.gas_total.chain.expect("chain");
+        assert_eq!((chain.kind, chain.len), (ChainKind::Jump, 2));
+        assert_eq!(
+            chain.last,
+            Mark {
+                value: 99_999.1,
+                at_us: 1_767_250_920_000_000
+            }
+        );
+        let flow = m.flow.expect("flow sample");
+        assert_eq!((flow.at_us, flow.lmin), (1_767_250_900_000_000, 6.5));
+        assert_eq!(m.recent, vec![1, u64::MAX, 42]);
+        assert_eq!(m.conditions, Default::default());
+    }
+
+    #[test]
     fn current_versions_round_trip_and_are_what_is_written() {
         let r = decode_reading(V1_READING).expect("v1");
         let bytes = encode_reading(&r, Vec::new()).expect("encode");
@@ -231,9 +285,14 @@ mod tests {
         d.gas.discards.glitch = 2;
         d.gas.discards.duplicate = 3;
         d.biol.discards.jitter = 1;
+        d.gas.normal.counter = Some(crate::store::daily::Normal {
+            nm3: 0.163,
+            ch4_nm3: 0.1,
+            nm3_quality: 0.15,
+        });
         let bytes = encode_daily(&d).expect("encode");
-        assert_eq!(bytes[0], 2, "daily version tag 3 (index 2)");
-        assert_eq!(decode_daily(&bytes).expect("v3"), d);
+        assert_eq!(bytes[0], 3, "daily version tag 4 (index 3)");
+        assert_eq!(decode_daily(&bytes).expect("v4"), d);
 
         let mut m = decode_meter(V1_METER).expect("v1");
         let mark = |value, at_us| Mark { value, at_us };
@@ -246,9 +305,13 @@ mod tests {
         });
         m.biol_total.base = Some(mark(3.5, UNKNOWN_TIME));
         m.recent = vec![1, u64::MAX, 42];
+        m.conditions.pressure = Some(crate::normal_volume::Sample {
+            value: 12.5,
+            at_us: 1_767_250_900_000_000,
+        });
         let bytes = encode_meter(&m).expect("encode");
-        assert_eq!(bytes[0], 1, "meter version tag 2 (index 1)");
-        assert_eq!(decode_meter(&bytes).expect("v2"), m);
+        assert_eq!(bytes[0], 2, "meter version tag 3 (index 2)");
+        assert_eq!(decode_meter(&bytes).expect("v3"), m);
     }
 
     /// A row written by a build with more channels (one added later) or fewer decodes here:

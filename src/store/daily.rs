@@ -12,10 +12,13 @@ pub mod counter;
 pub mod fold;
 pub mod meter;
 #[cfg(test)]
+mod normal_tests;
+#[cfg(test)]
 mod tests;
 
 use serde::{Deserialize, Serialize};
 
+use crate::normal_volume::Applied;
 use crate::reading::{CHANNELS, Channel, Reading};
 pub use meter::{MeterRules, MeterState};
 
@@ -104,6 +107,56 @@ impl Discards {
     }
 }
 
+/// A day's gas by one method in normal cubic metres (dry, 0 °C, 1013.25 hPa), each interval
+/// converted with its own pressure and temperature (see [`crate::normal_volume`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Normal {
+    /// Dry biogas, Nm³.
+    pub nm3: f64,
+    /// Methane of the intervals whose `calidad` was measured, Nm³ CH₄.
+    pub ch4_nm3: f64,
+    /// The part of `nm3` whose methane share was measured, Nm³.
+    pub nm3_quality: f64,
+}
+
+impl Normal {
+    fn add(slot: &mut Option<Normal>, m3: f64, applied: Applied) {
+        let n = slot.get_or_insert_with(Normal::default);
+        let nm3 = m3 * applied.factor;
+        n.nm3 += nm3;
+        if let Some(share) = applied.methane {
+            n.ch4_nm3 += nm3 * share;
+            n.nm3_quality += nm3;
+        }
+    }
+
+    /// Methane, Nm³ CH₄: measured where `calidad` was known, `default_share` of the rest.
+    pub fn methane_nm3(&self, default_share: f64) -> f64 {
+        self.ch4_nm3 + (self.nm3 - self.nm3_quality).max(0.0) * default_share
+    }
+}
+
+/// Normal volumes of a day by each method (absent in rows written before they existed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Normals {
+    pub counter: Option<Normal>,
+    pub delta: Option<Normal>,
+    pub legacy: Option<Normal>,
+    pub flow: Option<Normal>,
+}
+
+impl Normals {
+    /// The normal volumes of `method`.
+    pub fn of(&self, method: Method) -> Option<Normal> {
+        match method {
+            Method::Counter => self.counter,
+            Method::Delta => self.delta,
+            Method::Legacy => self.legacy,
+            Method::Flow => self.flow,
+        }
+    }
+}
+
 /// Volume produced in a day by each method the sensors may report, so the preferred one can
 /// be chosen when reading, with what is known about its completeness.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -121,6 +174,8 @@ pub struct MeterDay {
     pub flow_covered_us: i64,
     /// Samples not counted, by reason.
     pub discards: Discards,
+    /// The same gas in normal cubic metres, by method (gas only; empty for biol).
+    pub normal: Normals,
 }
 
 /// Which measurement a day's production comes from.
@@ -166,10 +221,20 @@ impl MeterDay {
         .find_map(|(m, v)| v.map(|v| (m, v)))
     }
 
-    /// Books a counter step.
-    fn book(&mut self, step: counter::Step) {
+    /// The preferred method present that day with its measured m³ and its normal volumes
+    /// (`None` in a row stored before normal volumes existed).
+    pub fn measured_and_normal(&self) -> Option<(Method, f64, Option<Normal>)> {
+        self.method_and_volume()
+            .map(|(m, v)| (m, v, self.normal.of(m)))
+    }
+
+    /// Books a counter step; `applied` converts it to normal volumes (gas only).
+    fn book(&mut self, step: counter::Step, applied: Option<Applied>) {
         if let Some(v) = step.counted {
             add(&mut self.from_counter, v);
+            if let Some(a) = applied {
+                Normal::add(&mut self.normal.counter, v, a);
+            }
         }
         self.discards.merge(&step.discards);
     }

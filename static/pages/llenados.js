@@ -22,7 +22,7 @@ function input(name, label, { hint = '', required = false, type = 'text', decima
 /** The model parameters of a material, with their sources folded away. */
 function materialHint(m) {
   if (!m) return '';
-  return html`Modelo: SV/ST ${num(m.vs_ts, 2)} · B0 ${num(m.b0_m3_ch4_per_kg_vs, 3)} m³ CH₄/kg SV · metano ${num(m.methane_fraction * 100, 0)} % ·
+  return html`Modelo: SV/ST ${num(m.vs_ts, 2)} · B0 ${num(m.b0_m3_ch4_per_kg_vs, 3)} Nm³ CH₄/kg SV · metano ${num(m.methane_fraction * 100, 0)} % ·
     latencia ${num(m.lag_days, 1)} d · k ${num(m.k_per_day, 3)}/d
     ${m.source ? html`<details class="source"><summary>Fuentes</summary>${m.source}</details>` : ''}`;
 }

@@ -155,7 +155,7 @@ export function render(main) {
       const s = p.summary || {};
       stageCard.innerHTML = html`<a class="card stage-card" href="#/produccion">
         <span><strong>Llenado N.º ${p.stage.number}</strong> · ${materialName(p.stage.material_type)} · día ${num(s.days_elapsed, 0)}</span>
-        <span>Real <strong>${vol(s.actual_total_m3)} m³</strong> · esperado a la fecha ${vol(s.expected_to_date_m3)} m³
+        <span>Real <strong>${vol(s.actual_total_m3)} Nm³</strong> · esperado a la fecha ${vol(s.expected_to_date_m3)} Nm³
         · diferencia <strong>${pct(s.difference_pct)}</strong></span></a>`;
     } catch (e) {
       if (!alive) return;

@@ -15,14 +15,14 @@ const PARAMS = {
   material_type: ['Material', ''],
   ts_kg: ['Sólidos totales (ST)', 'kg'],
   vs_kg: ['Sólidos volátiles (SV)', 'kg'],
-  methane_potential_m3: ['Potencial de metano', 'm³ CH₄'],
-  rm_m3_per_day: ['Producción máxima diaria (Rm)', 'm³/día'],
+  methane_potential_m3: ['Potencial de metano', 'Nm³ CH₄'],
+  rm_m3_per_day: ['Producción máxima diaria (Rm)', 'Nm³/día'],
   k_per_day: ['Constante de velocidad efectiva (k)', '1/día'],
   lag_days: ['Latencia efectiva', 'días'],
   temperature_factor: ['Factor de temperatura', ''],
   reached_95pct: ['La curva alcanza el 95 % del total', ''],
   vs_ts: ['Relación SV/ST', ''],
-  b0_m3_ch4_per_kg_vs: ['B0', 'm³ CH₄/kg SV'],
+  b0_m3_ch4_per_kg_vs: ['B0', 'Nm³ CH₄/kg SV'],
   methane_fraction: ['Fracción de metano del biogás', ''],
   source: ['Fuentes', ''],
 };
@@ -125,31 +125,37 @@ export function render(main, { params }) {
       <p class="lead">Llenado <strong>N.º ${st.number}</strong> del ${day(st.date)} · ${materialName(st.material_type)},
         ${num(st.material_amount_kg, 1)} kg · ${st.active ? html`<span class="tag ok">activo</span>` : html`<span class="tag">cerrado</span>`}</p>
       <dl class="stats" id="prod-summary">
-        <div><dt>Producción real</dt><dd><strong>${vol(s.actual_total_m3)}</strong> m³</dd></div>
-        <div><dt>Esperada a la fecha</dt><dd>${vol(s.expected_to_date_m3)} m³</dd></div>
+        <div><dt>Producción real</dt><dd><strong>${vol(s.actual_total_m3)}</strong> Nm³
+          ${s.actual_total_m3_medido != null ? html`<br><small>${vol(s.actual_total_m3_medido)} m³ medidos por el contador</small>` : ''}</dd></div>
+        <div><dt>Esperada a la fecha</dt><dd>${vol(s.expected_to_date_m3)} Nm³</dd></div>
         <div class="${Number.isFinite(diff) ? (diff >= 0 ? 'good' : 'bad') : ''}"><dt>Diferencia</dt><dd><strong>${pct(diff)}</strong> <small>${diffText}</small></dd></div>
-        <div><dt>Esperada en todo el llenado</dt><dd>${vol(s.expected_total_m3 ?? ex.A_biogas_m3)} m³</dd></div>
-        <div><dt>Rendimiento</dt><dd>${sig(s.yield_m3_per_kg_fresh)} m³/kg fresco<br>${sig(s.yield_m3_per_kg_vs)} m³/kg SV</dd></div>
+        <div><dt>Esperada en todo el llenado</dt><dd>${vol(s.expected_total_m3 ?? ex.A_biogas_m3)} Nm³</dd></div>
+        <div><dt>Rendimiento</dt><dd>${sig(s.yield_m3_per_kg_fresh)} Nm³ biogás/kg fresco<br>${sig(s.yield_m3_per_kg_vs)} Nm³ biogás/kg SV
+          ${s.rendimiento_metano_nm3_por_kg_sv != null ? html`<br>${sig(s.rendimiento_metano_nm3_por_kg_sv)} Nm³ CH₄/kg SV (comparable con B0)` : ''}</dd></div>
         <div><dt>Días transcurridos</dt><dd>${num(s.days_elapsed, 0)}</dd></div>
         <div class="${missingCount > 0 ? 'warnbox' : ''}"><dt>Días sin datos</dt><dd>${num(missingCount, 0)}</dd></div>
         <div class="${partialCount > 0 ? 'warnbox' : ''}"><dt>Días parciales</dt><dd>${num(partialCount, 0)}</dd></div>
       </dl>
       ${st.active ? html`<p class="hint">El día de hoy aún no termina: su producción real sigue sumando, así que la diferencia con lo esperado
         a la fecha (que cuenta el día completo) se reduce a lo largo del día.</p>` : ''}
-      <figure class="card chart-card" id="cum-chart"><figcaption>Producción acumulada de biogás (m³): esperada y real</figcaption><div class="plot"></div></figure>
-      <figure class="card chart-card" id="daily-chart"><figcaption>Producción diaria de biogás (m³)</figcaption><div class="plot"></div>
+      <p class="hint">Nm³: metros cúbicos normales de gas seco (0 °C, 1013,25 hPa), la unidad del modelo. El contador mide m³ reales
+        a la presión y temperatura del biodigestor; en altura 1 Nm³ se lee como más de 1 m³.</p>
+      <figure class="card chart-card" id="cum-chart"><figcaption>Producción acumulada de biogás (Nm³): esperada y real</figcaption><div class="plot"></div></figure>
+      <figure class="card chart-card" id="daily-chart"><figcaption>Producción diaria de biogás (Nm³)</figcaption><div class="plot"></div>
         <p class="hint"><span class="swatch missing" aria-hidden="true"></span> Franja gris: día <strong>sin datos</strong> de los sensores
         (no es lo mismo que un día con 0 m³ medidos, que aparece como barra vacía en 0).</p></figure>
       <details class="card">
         <summary>Tabla por día</summary>
         <div class="table-wrap"><table>
           <caption class="sr-only">Producción por día</caption>
-          <thead><tr><th scope="col">Día</th><th scope="col">Fecha</th><th scope="col" class="n">Esperada (m³)</th><th scope="col" class="n">Real (m³)</th>
-            <th scope="col" class="n">Acum. esperada</th><th scope="col" class="n">Acum. real</th><th scope="col" class="n">Lecturas</th>
+          <thead><tr><th scope="col">Día</th><th scope="col">Fecha</th><th scope="col" class="n">Esperada (Nm³)</th><th scope="col" class="n">Real (Nm³)</th>
+            <th scope="col" class="n">Medido (m³)</th>
+            <th scope="col" class="n">Acum. esperada (Nm³)</th><th scope="col" class="n">Acum. real (Nm³)</th><th scope="col" class="n">Lecturas</th>
             <th scope="col" class="n">Descartadas</th></tr></thead>
           <tbody>${xs.map((d, i) => (i < ac.days.length ? html`<tr class="${missing(i) ? 'missing' : ''}">
             <th scope="row">${d}</th><td>${dayShort(dateOf(i))}</td><td class="n">${vol(exDay[i])}</td>
             <td class="n">${realCell(i)}</td>
+            <td class="n">${missing(i) || !ac.daily_biogas_m3_medido ? '—' : vol(at(ac.daily_biogas_m3_medido, i))}</td>
             <td class="n">${vol(exCum[i])}</td><td class="n">${missing(i) ? '—' : vol(acCum[i])}</td><td class="n">${ac.readings ? num(at(ac.readings, i), 0) : '—'}</td>
             <td class="n" title="${discardTitle(i)}">${ac.descartes ? num(discardTotal(i), 0) : '—'}</td></tr>` : ''))}</tbody>
         </table></div>
@@ -177,7 +183,7 @@ export function render(main, { params }) {
       chart(out.querySelector('#cum-chart .plot'), {
         x,
         height: 260,
-        yLabel: 'm³',
+        yLabel: 'Nm³',
         series: [
           { label: 'Esperada', color: EXPECTED, dash: [6, 4] },
           { label: 'Real', color: ACTUAL, width: 2.5, points: { show: n <= 40, size: 5 } },
@@ -189,7 +195,7 @@ export function render(main, { params }) {
       chart(out.querySelector('#daily-chart .plot'), {
         x,
         height: 220,
-        yLabel: 'm³/día',
+        yLabel: 'Nm³/día',
         series: [
           { label: 'Real', color: ACTUAL, fill: `${ACTUAL}99`, bars: true, width: 1 },
           { label: 'Esperada', color: EXPECTED, dash: [6, 4] },

@@ -115,7 +115,7 @@ export function render(main) {
     }
     el.innerHTML = html`<div class="table-wrap"><table id="history-table">
       <thead><tr><th scope="col">Fecha</th><th scope="col">Tipo</th><th scope="col">Llenado</th><th scope="col">Generado por</th>
-        <th scope="col" class="n">Estimada (m³)</th><th scope="col" class="n">Real (m³)</th><th scope="col">Notas</th><th scope="col">Descargar</th></tr></thead>
+        <th scope="col" class="n">Estimada (Nm³)</th><th scope="col" class="n">Real (Nm³)</th><th scope="col">Notas</th><th scope="col">Descargar</th></tr></thead>
       <tbody>${list.map((r) => html`<tr data-report="${r.id}">
         <td class="when">${dateTimeShort(r.created_at)}${r.regenerated_at ? html`<br><small class="muted">regenerado ${dateTimeShort(r.regenerated_at)}</small>` : ''}</td>
         <td>${r.report_type === 'final' ? html`<span class="tag warn">final</span>` : html`<span class="tag">normal</span>`}</td>

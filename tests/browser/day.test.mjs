@@ -114,7 +114,7 @@ step('03 llenados: crear un llenado con errores de validación por campo y valor
   await form.locator('#f-material_amount_kg-error').waitFor();
   assert.equal(await form.locator('#f-material_amount_kg').getAttribute('aria-invalid'), 'true');
   await form.getByLabel('Tipo de material').selectOption('bovino');
-  await form.locator('#f-material_type-hint').getByText('B0 0,19', { exact: false }).waitFor();
+  await form.locator('#f-material_type-hint').getByText('B0 0,1 Nm³ CH₄/kg SV', { exact: false }).waitFor();
   await form.getByLabel('Cantidad de material (kg)').fill('1200');
   await form.getByLabel('Humedad del material (%)').fill('85');
   await form.getByLabel('Agua añadida (m³)').fill('1,5');

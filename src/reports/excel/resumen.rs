@@ -97,25 +97,33 @@ fn pairs(data: &ReportData) -> Vec<(&'static str, Value)> {
             number(s.temperature_c, round_celsius, "0.0"),
         ),
         (
-            "Producción esperada a la fecha (m3)",
+            "Producción esperada a la fecha (Nm3)",
             number(t.expected_to_date_m3, round_m3, "0.000"),
         ),
         (
-            "Producción esperada total (m3)",
+            "Producción esperada total (Nm3)",
             number(t.expected_total_m3, round_m3, "0.000"),
         ),
         (
-            "Producción real (m3)",
+            "Producción real (Nm3)",
             number(t.actual_total_m3, round_m3, "0.000"),
+        ),
+        (
+            "Producción medida por el contador (m3)",
+            number(t.actual_total_m3_medido, round_m3, "0.000"),
         ),
         ("Diferencia (%)", opt(t.difference_pct, round_pct, "0.0")),
         (
-            "Rendimiento (m3/kg)",
+            "Rendimiento (Nm3 biogás/kg)",
             number(t.yield_m3_per_kg_fresh, round_yield, "0.0000"),
         ),
         (
-            "Rendimiento (m3/kg SV)",
+            "Rendimiento (Nm3 biogás/kg SV)",
             opt(t.yield_m3_per_kg_vs, round_yield, "0.0000"),
+        ),
+        (
+            "Metano por kg SV (Nm3 CH4/kg SV, comparable con B0)",
+            opt(t.methane_yield_nm3_per_kg_vs, round_yield, "0.0000"),
         ),
         ("Días sin datos", Value::Text(missing_days_text(data))),
         ("Inferencias", text(&data.inferences)),
@@ -125,7 +133,7 @@ fn pairs(data: &ReportData) -> Vec<(&'static str, Value)> {
         ("Sólidos totales (kg)", number(t.ts_kg, round_kg, "0.0")),
         ("Sólidos volátiles (kg)", number(t.vs_kg, round_kg, "0.0")),
         (
-            "Potencial de biogás A (m3)",
+            "Potencial de biogás A (Nm3)",
             number(t.a_biogas_m3, round_m3, "0.000"),
         ),
         ("Parámetros del modelo", text(&data.model_source)),

@@ -92,12 +92,14 @@ fn resumen_has_the_fields_of_the_previous_system_in_order() {
         "Humedad (%)",
         "Agua añadida (m3)",
         "Temperatura (°C)",
-        "Producción esperada a la fecha (m3)",
-        "Producción esperada total (m3)",
-        "Producción real (m3)",
+        "Producción esperada a la fecha (Nm3)",
+        "Producción esperada total (Nm3)",
+        "Producción real (Nm3)",
+        "Producción medida por el contador (m3)",
         "Diferencia (%)",
-        "Rendimiento (m3/kg)",
-        "Rendimiento (m3/kg SV)",
+        "Rendimiento (Nm3 biogás/kg)",
+        "Rendimiento (Nm3 biogás/kg SV)",
+        "Metano por kg SV (Nm3 CH4/kg SV, comparable con B0)",
         "Días sin datos",
         "Inferencias",
         "Observaciones",
@@ -109,7 +111,7 @@ fn resumen_has_the_fields_of_the_previous_system_in_order() {
     assert_eq!(pairs["Sitio"], data.site_name.as_str());
     assert_eq!(pairs["Fecha de llenado"], "2026-02-20T00:00:00");
     assert_eq!(
-        pairs["Producción real (m3)"].as_f64(),
+        pairs["Producción real (Nm3)"].as_f64(),
         Some(round_m3(data.totals.actual_total_m3))
     );
     let diff = data.totals.difference_pct.expect("difference");

@@ -60,7 +60,7 @@ pub(super) fn cumulative(
     c.text_right(
         x0 - 5.0,
         y1 + 8.0,
-        "m³",
+        "Nm³",
         Style::bold(8.0).color(palette::MUTED),
     );
 

@@ -5,7 +5,7 @@ use super::canvas::{Canvas, LEFT, RIGHT, Style, TOP, WIDTH, palette};
 use super::table::{Field, grid};
 use crate::reports::data::ReportData;
 use crate::reports::render::format::{
-    DASH, es_celsius, es_date, es_datetime, es_diff_pct, es_kg, es_m3, es_pct, es_yield,
+    DASH, es_celsius, es_date, es_datetime, es_diff_pct, es_kg, es_m3, es_nm3, es_pct, es_yield,
     parse_date, round_pct,
 };
 
@@ -117,10 +117,10 @@ pub(super) fn summary(c: &mut Canvas, data: &ReportData, layout: &Layout) {
         }
     });
     let main = [
-        Field::new("Producción real", es_m3(t.actual_total_m3)),
+        Field::new("Producción real", es_nm3(t.actual_total_m3)),
         Field::new(
             "Producción esperada a la fecha",
-            es_m3(t.expected_to_date_m3),
+            es_nm3(t.expected_to_date_m3),
         ),
         Field {
             label: "Diferencia (real frente a esperada)".into(),
@@ -132,18 +132,26 @@ pub(super) fn summary(c: &mut Canvas, data: &ReportData, layout: &Layout) {
     let with_data = data.days.iter().filter(|d| !d.missing).count();
     let last = layout.last_data.and_then(|i| data.days.get(i));
     let rest = [
-        Field::new("Producción esperada total", es_m3(t.expected_total_m3)),
+        Field::new("Producción esperada total", es_nm3(t.expected_total_m3)),
         Field::new(
-            "Rendimiento por kg de material fresco",
-            format!("{} m³/kg", es_yield(Some(t.yield_m3_per_kg_fresh))),
+            "Medido por el contador (m³ reales)",
+            es_m3(t.actual_total_m3_medido),
         ),
         Field::new(
-            "Rendimiento por kg de sólidos volátiles",
-            per_kg(es_yield(t.yield_m3_per_kg_vs)),
+            "Biogás por kg de material fresco",
+            format!("{} Nm³/kg", es_yield(Some(t.yield_m3_per_kg_fresh))),
+        ),
+        Field::new(
+            "Biogás por kg de sólidos volátiles",
+            per_kg(es_yield(t.yield_m3_per_kg_vs), "Nm³/kg SV"),
+        ),
+        Field::new(
+            "Metano por kg SV (comparable con B0)",
+            per_kg(es_yield(t.methane_yield_nm3_per_kg_vs), "Nm³ CH₄/kg SV"),
         ),
         Field::new("Sólidos totales (ST)", es_kg(t.ts_kg)),
         Field::new("Sólidos volátiles (SV)", es_kg(t.vs_kg)),
-        Field::new("Potencial de biogás (A)", es_m3(t.a_biogas_m3)),
+        Field::new("Potencial de biogás (A)", es_nm3(t.a_biogas_m3)),
         Field::new(
             "Días con datos",
             format!("{with_data} de {}", data.days.len()),
@@ -168,12 +176,8 @@ pub(super) fn summary(c: &mut Canvas, data: &ReportData, layout: &Layout) {
     }
 }
 
-fn per_kg(v: String) -> String {
-    if v == DASH {
-        v
-    } else {
-        format!("{v} m³/kg SV")
-    }
+fn per_kg(v: String, unit: &str) -> String {
+    if v == DASH { v } else { format!("{v} {unit}") }
 }
 
 /// A titled block of free text (inferences, observations).

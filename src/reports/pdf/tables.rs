@@ -14,11 +14,12 @@ pub(super) fn daily(c: &mut Canvas, data: &ReportData, layout: &Layout) {
     let cols = [
         col("Día", 28.0, Align::Right),
         col("Fecha", 62.0, Align::Center),
-        col("Esperada (m³)", 74.0, Align::Right),
-        col("Real (m³)", 74.0, Align::Right),
-        col("Acum. esperada (m³)", 106.0, Align::Right),
-        col("Acum. real (m³)", 90.0, Align::Right),
-        col("Estado", WIDTH - 434.0, Align::Center),
+        col("Esperada (Nm³)", 70.0, Align::Right),
+        col("Real (Nm³)", 62.0, Align::Right),
+        col("Acum. esp. (Nm³)", 84.0, Align::Right),
+        col("Acum. real (Nm³)", 84.0, Align::Right),
+        col("Medido (m³)", 66.0, Align::Right),
+        col("Estado", WIDTH - 456.0, Align::Center),
     ];
     let num = |x: f64| es(&m3(x));
     let rows: Vec<Row> = data
@@ -32,6 +33,10 @@ pub(super) fn daily(c: &mut Canvas, data: &ReportData, layout: &Layout) {
                 DayState::MissingAfterData => (DASH.to_string(), DASH.to_string(), "sin datos"),
                 DayState::Pending => (DASH.to_string(), DASH.to_string(), "pendiente"),
             };
+            let measured = match state {
+                DayState::Data => num(d.actual_measured_m3),
+                _ => DASH.to_string(),
+            };
             let cells = vec![
                 d.day.to_string(),
                 es_date(&d.date),
@@ -39,6 +44,7 @@ pub(super) fn daily(c: &mut Canvas, data: &ReportData, layout: &Layout) {
                 real,
                 num(d.expected_cumulative_m3),
                 cum,
+                measured,
                 note.to_string(),
             ];
             match state {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::reports::data::ReportType;
 use crate::reports::render::fixtures;
-use crate::reports::render::format::{es_date, es_diff_pct, es_m3};
+use crate::reports::render::format::{es_date, es_diff_pct, es_m3, es_nm3};
 
 /// A rendered PDF and what poppler reads from it.
 struct Read {
@@ -84,11 +84,16 @@ fn text_extracts_with_accents_units_and_the_formatted_totals() {
             r.text.contains(expected) || r.text.to_lowercase().contains(&expected.to_lowercase());
         assert!(found, "{expected:?} not in:\n{}", r.text);
     }
+    // The comparison is in normal cubic metres; what the meter counted is in m³.
     for total in [
-        es_m3(t.actual_total_m3),
-        es_m3(t.expected_to_date_m3),
-        es_m3(t.expected_total_m3),
+        es_nm3(t.actual_total_m3),
+        es_nm3(t.expected_to_date_m3),
+        es_nm3(t.expected_total_m3),
+        es_m3(t.actual_total_m3_medido),
         es_diff_pct(t.difference_pct),
+        "Real (Nm³)".to_string(),
+        "Medido (m³)".to_string(),
+        "Metano por kg SV (comparable con B0)".to_string(),
     ] {
         assert!(r.text.contains(&total), "{total:?} not in the text");
     }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::reading::{CHANNELS, Reading};
 use crate::store::daily::counter::{Counter, Mark, UNKNOWN_TIME};
 use crate::store::daily::meter::FlowSample;
-use crate::store::daily::{ChannelStats, Daily, MeterDay, MeterState};
+use crate::store::daily::{ChannelStats, Daily, Discards, MeterDay, MeterState};
 
 /// Channels the first version stored, as a fixed-length tuple.
 const V1_CHANNELS: usize = 10;
@@ -77,6 +77,7 @@ impl From<MeterDayV1> for MeterDay {
             from_flow: o.from_flow,
             flow_covered_us: 0,
             discards: Default::default(),
+            normal: Default::default(),
         }
     }
 }
@@ -161,6 +162,99 @@ impl From<MeterStateV1> for MeterState {
             biol_total: untimed(o.biol_total),
             flow: o.flow.map(|(at_us, lmin)| FlowSample { at_us, lmin }),
             recent: Vec::new(),
+            conditions: Default::default(),
+        }
+    }
+}
+
+/// A meter's day as version 3 stored it: version 1 plus the flow coverage and the discarded
+/// samples, without normal volumes.
+#[derive(Deserialize)]
+pub(super) struct MeterDayV3 {
+    from_counter: Option<f64>,
+    from_delta: Option<f64>,
+    from_legacy: Option<f64>,
+    from_flow: Option<f64>,
+    flow_covered_us: i64,
+    discards: DiscardsV3,
+}
+
+/// Discarded samples as version 3 stored them.
+#[derive(Deserialize)]
+pub(super) struct DiscardsV3 {
+    duplicate: u32,
+    out_of_order: u32,
+    jitter: u32,
+    glitch: u32,
+    meter_change: u32,
+}
+
+impl From<MeterDayV3> for MeterDay {
+    fn from(o: MeterDayV3) -> MeterDay {
+        let d = o.discards;
+        MeterDay {
+            from_counter: o.from_counter,
+            from_delta: o.from_delta,
+            from_legacy: o.from_legacy,
+            from_flow: o.from_flow,
+            flow_covered_us: o.flow_covered_us,
+            discards: Discards {
+                duplicate: d.duplicate,
+                out_of_order: d.out_of_order,
+                jitter: d.jitter,
+                glitch: d.glitch,
+                meter_change: d.meter_change,
+            },
+            normal: Default::default(),
+        }
+    }
+}
+
+/// A daily aggregate as version 3 stored it (no normal volumes: they are estimated from the
+/// day's mean conditions until `biogestor reindex` recomputes them).
+#[derive(Deserialize)]
+pub(super) struct DailyV3 {
+    count: u64,
+    first_us: i64,
+    last_us: i64,
+    #[serde(with = "crate::store::codec::channel_array")]
+    channels: [Option<ChannelStatsV1>; CHANNELS],
+    extra: Vec<(String, ChannelStatsV1)>,
+    gas: MeterDayV3,
+    biol: MeterDayV3,
+}
+
+impl From<DailyV3> for Daily {
+    fn from(o: DailyV3) -> Daily {
+        Daily {
+            count: o.count,
+            first_us: o.first_us,
+            last_us: o.last_us,
+            channels: o.channels.map(|c| c.as_ref().map(ChannelStats::from)),
+            extra: o.extra.iter().map(|(n, s)| (n.clone(), s.into())).collect(),
+            gas: o.gas.into(),
+            biol: o.biol.into(),
+        }
+    }
+}
+
+/// A meter state as version 2 stored it: without the conditions of the gas.
+#[derive(Deserialize)]
+pub(super) struct MeterStateV2 {
+    gas_total: Counter,
+    biol_total: Counter,
+    flow: Option<FlowSample>,
+    recent: Vec<u64>,
+}
+
+impl From<MeterStateV2> for MeterState {
+    fn from(o: MeterStateV2) -> MeterState {
+        MeterState {
+            gas_total: o.gas_total,
+            biol_total: o.biol_total,
+            flow: o.flow,
+            recent: o.recent,
+            conditions: Default::default(),
         }
     }
 }

@@ -9,6 +9,9 @@
 //!   a new one.
 //! - Counters follow [`super::counter`].
 //! - Deltas (`caudal_gas`, `gas_flow`, `caudal_biol`) are summed.
+//! - Every gas volume is also converted to normal cubic metres with the newest pressure,
+//!   temperature, humidity and methane readings of the source at that time (the same message
+//!   first), else the site settings ([`crate::normal_volume`]).
 //! - L/min flow is integrated between consecutive samples (trapezoids) up to
 //!   [`MAX_FLOW_GAP_US`] apart; a longer gap is time without data, never zero gas. A sample
 //!   not newer than the last integrated one is not integrated (`out_of_order`), so time going
@@ -17,7 +20,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::counter::Counter;
-use super::{MAX_FLOW_GAP_US, MeterDay, add};
+use super::{MAX_FLOW_GAP_US, MeterDay, Normal, add};
+use crate::normal_volume::{Applied, Conditions, GasSite};
 use crate::reading::{Channel, Reading};
 
 /// Messages remembered per source to recognise a redelivery. A QoS 1 redelivery follows
@@ -30,18 +34,21 @@ pub const RECENT_KEYS: usize = 16;
 /// step is not gas.
 pub const DEFAULT_MAX_GAS_FLOW_M3_H: f64 = 6.0;
 
-/// Limits that separate gas from noise (from `[site]`).
+/// Limits that separate gas from noise, and the site's gas conditions (from `[site]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MeterRules {
     /// Most gas the meter can register per hour; a counter step above it over the elapsed
     /// time is a glitch until confirmed (see [`super::counter`]).
     pub max_gas_flow_m3_h: f64,
+    /// How measured m³ become normal m³ (see [`crate::normal_volume`]).
+    pub gas: GasSite,
 }
 
 impl Default for MeterRules {
     fn default() -> Self {
         Self {
             max_gas_flow_m3_h: DEFAULT_MAX_GAS_FLOW_M3_H,
+            gas: GasSite::default(),
         }
     }
 }
@@ -68,6 +75,8 @@ pub struct MeterState {
     pub flow: Option<FlowSample>,
     /// Fingerprints of the last [`RECENT_KEYS`] messages with a meter field, oldest first.
     pub recent: Vec<u64>,
+    /// The newest pressure, temperature, humidity and methane readings of this source.
+    pub conditions: Conditions,
 }
 
 const GAS_FIELDS: [Channel; 4] = [
@@ -139,6 +148,7 @@ impl MeterState {
         let has_gas = GAS_FIELDS.iter().any(|c| r.get(*c).is_some());
         let has_biol = BIOL_FIELDS.iter().any(|c| r.get(*c).is_some());
         if !has_gas && !has_biol {
+            self.conditions.update(r, meter_time(r, ts_us));
             return 0;
         }
         if let Some(key) = fingerprint(r) {
@@ -157,23 +167,31 @@ impl MeterState {
             self.recent.push(key);
         }
         let at = meter_time(r, ts_us);
+        // Conditions sent in the same message describe this interval.
+        self.conditions.update(r, at);
+        let applied = self.conditions.applied(&rules.gas, at);
         if let Some(v) = r.get(Channel::GasTotal) {
-            gas.book(self.gas_total.step(v, at, Some(rules.max_gas_flow_m3_h)));
+            gas.book(
+                self.gas_total.step(v, at, Some(rules.max_gas_flow_m3_h)),
+                Some(applied),
+            );
         }
         if let Some(d) = r.get(Channel::CaudalGas) {
             add(&mut gas.from_delta, d);
+            Normal::add(&mut gas.normal.delta, d, applied);
         }
         if let Some(d) = r.get(Channel::GasFlow) {
             add(&mut gas.from_legacy, d);
+            Normal::add(&mut gas.normal.legacy, d, applied);
         }
         if let Some(v) = r.get(Channel::BiolTotal) {
-            biol.book(self.biol_total.step(v, at, None));
+            biol.book(self.biol_total.step(v, at, None), None);
         }
         if let Some(d) = r.get(Channel::CaudalBiol) {
             add(&mut biol.from_delta, d);
         }
         match r.get(Channel::CaudalGasLmin) {
-            Some(lmin) => self.integrate(at, lmin, ts_us, day_start_us, gas),
+            Some(lmin) => self.integrate(at, lmin, ts_us, day_start_us, applied, gas),
             None => 0,
         }
     }
@@ -186,6 +204,7 @@ impl MeterState {
         lmin: f64,
         ts_us: i64,
         day_start_us: i64,
+        applied: Applied,
         gas: &mut MeterDay,
     ) -> i64 {
         let mut before_day = 0;
@@ -197,10 +216,9 @@ impl MeterState {
             let dt = at - prev.at_us;
             if dt <= MAX_FLOW_GAP_US {
                 // Trapezoid: mean flow (L/min) × minutes → litres → m³.
-                add(
-                    &mut gas.from_flow,
-                    (prev.lmin + lmin) / 2.0 * (dt as f64 / 60e6) / 1000.0,
-                );
+                let m3 = (prev.lmin + lmin) / 2.0 * (dt as f64 / 60e6) / 1000.0;
+                add(&mut gas.from_flow, m3);
+                Normal::add(&mut gas.normal.flow, m3, applied);
                 // The interval ends at the reading's stored time, like its volume.
                 before_day = (day_start_us - (ts_us - dt)).clamp(0, dt);
                 gas.flow_covered_us += dt - before_day;
