@@ -31,8 +31,7 @@ use redb::TableHandle;
 use crate::config::ValidConfig;
 use crate::store::tables::{
     CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED, ROLLUPS, SENSORS, STAGES, USERS,
-    USERS_BY_EMAIL,
-    USERS_BY_NAME,
+    USERS_BY_EMAIL, USERS_BY_NAME,
 };
 use crate::store::{DB_FILE, Store, StoreError};
 use error::io;

@@ -15,8 +15,7 @@ use super::{BackupError, io, table_names};
 use crate::store::Store;
 use crate::store::tables::{
     CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED, ROLLUPS, SENSORS, STAGES, USERS,
-    USERS_BY_EMAIL,
-    USERS_BY_NAME, meta_key,
+    USERS_BY_EMAIL, USERS_BY_NAME, meta_key,
 };
 
 /// Rows copied per write transaction of the snapshot (a few MB of dirty pages at most).

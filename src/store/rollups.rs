@@ -104,11 +104,12 @@ pub fn start_backfill_if_needed(txn: &WriteTransaction) -> Result<(), StoreError
     let rollups_empty = txn.open_table(ROLLUPS)?.first()?.is_none();
     let first = txn.open_table(READINGS)?.first()?.map(|(k, _)| k.value());
     let mut meta = txn.open_table(META)?;
-    if rollups_empty && load_cursor(&meta)?.is_none() {
-        if let Some(first) = first {
-            store_cursor(&mut meta, Some(first))?;
-            tracing::info!("building 10-minute rollups of the stored readings in the background");
-        }
+    if rollups_empty
+        && load_cursor(&meta)?.is_none()
+        && let Some(first) = first
+    {
+        store_cursor(&mut meta, Some(first))?;
+        tracing::info!("building 10-minute rollups of the stored readings in the background");
     }
     Ok(())
 }
@@ -238,7 +239,7 @@ pub fn buckets(
                 if let Some(st) = stats {
                     match slot {
                         Some(x) => x.merge(st),
-                        None => *slot = Some(st.clone()),
+                        None => *slot = Some(*st),
                     }
                 }
             }

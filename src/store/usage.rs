@@ -81,8 +81,15 @@ pub fn sample(store: &Store) {
     };
     let at = EPOCH.elapsed().as_secs();
     if let Ok(mut g) = GROWTH.lock() {
-        g.record(at, meta.len());
+        g.record(at, on_disk(&meta));
     }
+}
+
+/// Bytes a file occupies on disk: redb extends its file ahead of use, so the allocated blocks,
+/// not the length, show what it takes and how it grows.
+fn on_disk(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks() * 512
 }
 
 /// The free and total bytes of the file system holding `dir` (free: what this user may use).
@@ -151,7 +158,7 @@ pub fn usage(store: &Store) -> Result<Usage, StoreError> {
     drop(meta);
     let oldest_reading_us = oldest_reading(&txn)?;
     drop(txn);
-    let store_bytes = std::fs::metadata(store.path()).ok().map(|m| m.len());
+    let store_bytes = std::fs::metadata(store.path()).ok().map(|m| on_disk(&m));
     let fs = store.path().parent().and_then(filesystem);
     let growth_bytes_per_day = GROWTH.lock().ok().and_then(|g| g.bytes_per_day());
     Ok(Usage {
