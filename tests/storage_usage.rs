@@ -73,9 +73,14 @@ async fn estado_and_metrics_show_the_stores_room_oldest_reading_and_last_prune()
 
     let h = app.get_json("/healthz").await;
     let st = &h["storage"];
-    let file = std::fs::metadata(app.data_dir().join("biogestor.redb"))
-        .expect("store file")
-        .len();
+    // What the file occupies on disk (redb extends it ahead of use).
+    let file = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(app.data_dir().join("biogestor.redb"))
+            .expect("store file")
+            .blocks()
+            * 512
+    };
     assert_eq!(st["store_bytes"], json!(file), "{st}");
     let free = st["free_bytes"].as_u64().expect("free");
     let size = st["filesystem_bytes"].as_u64().expect("size");
