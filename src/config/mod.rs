@@ -1,6 +1,7 @@
 //! Appliance configuration: `config.toml`, overridden by `BIOGESTOR_SECTION__KEY` variables,
 //! validated once at start-up so that a bad value stops the service with a message naming it.
 
+pub mod clock;
 mod env;
 pub mod placeholder;
 mod validate;
@@ -49,6 +50,7 @@ pub struct Config {
     pub site: SiteConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub clock: clock::ClockConfig,
     /// `[materials.<name>]`: kinetic parameters per material type; the built-in defaults
     /// (with their sources) are completed or overridden key by key from the file.
     pub materials: BTreeMap<String, MaterialParams>,
@@ -63,6 +65,7 @@ impl Default for Config {
             site: SiteConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            clock: clock::ClockConfig::default(),
             materials: default_materials(),
         }
     }

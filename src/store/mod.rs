@@ -5,6 +5,7 @@ pub mod codec;
 pub mod daily;
 pub mod instance;
 mod queries;
+pub mod redate;
 pub mod reindex;
 pub mod reports;
 pub mod sensors;

@@ -45,7 +45,13 @@ pub struct Incoming {
 enum Msg {
     Reading(Box<Incoming>),
     Flush(SyncSender<()>),
+    Exclusive(ExclusiveJob, SyncSender<Result<(), StoreError>>),
 }
+
+/// Work that rewrites stored readings (re-dating after a clock jump): it runs in its own write
+/// transaction between two batches, after everything queued before it is committed; the
+/// writer then forgets its caches (newest key per stage, meter states) and reloads them.
+pub type ExclusiveJob = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send>;
 
 /// How long a flush (shutdown) waits for a store that keeps failing before giving up.
 const SHUTDOWN_GIVE_UP: Duration = Duration::from_secs(8);
@@ -71,6 +77,19 @@ impl WriterHandle {
         self.tx
             .send(Msg::Reading(Box::new(item)))
             .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Queues `job` behind every reading queued before it; the receiver gets its outcome once
+    /// it is committed (or failed, changing nothing).
+    pub fn exclusive(
+        &self,
+        job: ExclusiveJob,
+    ) -> Result<std::sync::mpsc::Receiver<Result<(), StoreError>>, StoreError> {
+        let (tx, rx) = sync_channel(1);
+        self.tx
+            .send(Msg::Exclusive(job, tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(rx)
     }
 
     /// Commits everything queued before this call and waits for it.
@@ -129,15 +148,7 @@ enum Received {
 
 impl Writer {
     fn new(store: Store, cfg: WriterConfig) -> Result<Self, StoreError> {
-        let mut meters = HashMap::new();
-        {
-            let txn = redb::ReadableDatabase::begin_read(&*store.db()?)?;
-            let t = txn.open_table(METERS)?;
-            for row in t.iter()? {
-                let (k, v) = row?;
-                meters.insert(k.value().to_string(), decode_meter(v.value())?);
-            }
-        }
+        let meters = load_meters(&store)?;
         let persisted_rejected = store.counters.rejected.load(Ordering::Relaxed);
         let persisted_dropped = store.counters.dropped.load(Ordering::Relaxed);
         Ok(Self {
@@ -209,7 +220,23 @@ impl Writer {
         match msg {
             Msg::Reading(r) => self.batch.push(*r),
             Msg::Flush(done) => self.waiters.push(done),
+            Msg::Exclusive(job, done) => {
+                self.commit_with_retry(true);
+                let _ = done.send(self.run_exclusive(job));
+            }
         }
+    }
+
+    /// Runs an [`ExclusiveJob`] in its own transaction, then drops the caches it may have
+    /// made stale.
+    fn run_exclusive(&mut self, job: ExclusiveJob) -> Result<(), StoreError> {
+        self.heartbeat.beat();
+        let txn = self.store.db()?.begin_write()?;
+        job(&txn)?;
+        txn.commit()?;
+        self.last_key.clear();
+        self.meters = load_meters(&self.store)?;
+        Ok(())
     }
 
     fn dirty(&self) -> bool {
@@ -385,6 +412,18 @@ impl Writer {
     }
 }
 
+/// Every source's stored meter state.
+fn load_meters(store: &Store) -> Result<HashMap<String, MeterState>, StoreError> {
+    let mut meters = HashMap::new();
+    let txn = redb::ReadableDatabase::begin_read(&*store.db()?)?;
+    let t = txn.open_table(METERS)?;
+    for row in t.iter()? {
+        let (k, v) = row?;
+        meters.insert(k.value().to_string(), decode_meter(v.value())?);
+    }
+    Ok(meters)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +479,7 @@ mod tests {
                 extra: vec![],
                 sensor_ts_ms: None,
                 source: "t".into(),
+                clock: Default::default(),
             };
             // A burst stamped in one microsecond, then one stamped a whole second earlier
             // (a clock step back) that must keep its own time.
