@@ -87,6 +87,10 @@ fn assert_all_readings(readings: &[Value], day: &str, mark: &str) {
         assert!(ts.starts_with(day), "reading on {day}: {r}");
         assert_eq!(r["reloj"], json!(mark), "{r}");
         assert_eq!(r["calidad"], json!(60.5), "`Calidad` is `calidad`: {r}");
+        assert!(
+            r.get("timestamp").is_none() && r.get("Calidad").is_none(),
+            "aliases are not extra channels: {r}"
+        );
     }
 }
 

@@ -54,9 +54,28 @@ impl FieldClock {
                 Ok(())
             }
         })?;
-        applied.map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => SetError::NotPermitted(e),
-            _ => SetError::Failed(e),
-        })
+        applied.map_err(refused)
+    }
+}
+
+/// What a failed `clock_settime` means: missing privilege (no `CAP_SYS_TIME`, or a
+/// system-call filter answering EPERM) or another failure.
+fn refused(e: std::io::Error) -> SetError {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => SetError::NotPermitted(e),
+        _ => SetError::Failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_capability_is_told_apart_from_other_failures() {
+        let eperm = std::io::Error::from_raw_os_error(libc::EPERM);
+        assert!(matches!(refused(eperm), SetError::NotPermitted(_)));
+        let einval = std::io::Error::from_raw_os_error(libc::EINVAL);
+        assert!(matches!(refused(einval), SetError::Failed(_)));
     }
 }

@@ -106,3 +106,28 @@ async fn set_time(
         "reloj": clock_json(&st, &status),
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    /// Without `CAP_SYS_TIME` the administrator learns what the unit lacks, as JSON.
+    #[tokio::test]
+    async fn a_missing_capability_answers_403_naming_it() {
+        let e = SetError::NotPermitted(std::io::Error::from_raw_os_error(libc::EPERM));
+        let resp = ApiError::from(e).into_response();
+        assert_eq!(resp.status(), axum::http::StatusCode::FORBIDDEN);
+        let bytes = axum::body::to_bytes(resp.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: Value = serde_json::from_slice(&bytes).expect("json");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("CAP_SYS_TIME") && detail.contains("AmbientCapabilities"),
+            "{body}"
+        );
+        let synced = ApiError::from(SetError::Synced).into_response();
+        assert_eq!(synced.status(), axum::http::StatusCode::CONFLICT);
+    }
+}
