@@ -129,7 +129,17 @@ struct Track {
     last_jump: Option<Jump>,
 }
 
+/// What [`FieldClock::status`] reads, so a request never waits for a check (which may be
+/// waiting for a re-dating).
+#[derive(Default, Clone)]
+struct Shown {
+    reason: Option<Reason>,
+    period_from: Option<i64>,
+    last_jump: Option<Jump>,
+}
+
 struct Inner {
+    shown: Mutex<Shown>,
     cfg: ClockConfig,
     store: Store,
     rules: MeterRules,
@@ -166,6 +176,7 @@ impl FieldClock {
         let period_from = store.clock_period()?;
         let clock = FieldClock {
             inner: Arc::new(Inner {
+                shown: Mutex::new(Shown::default()),
                 cfg,
                 store,
                 rules,
@@ -280,6 +291,16 @@ impl FieldClock {
 
     /// Moves to state `new`, opening or closing the unsynchronised period.
     fn settle(&self, t: &mut Track, new: ClockState, best: i64) -> Result<(), CheckError> {
+        let done = self.settle_period(t, new, best);
+        *self.inner.shown.lock() = Shown {
+            reason: t.reason,
+            period_from: t.period_from,
+            last_jump: t.last_jump.clone(),
+        };
+        done
+    }
+
+    fn settle_period(&self, t: &mut Track, new: ClockState, best: i64) -> Result<(), CheckError> {
         match (new, t.period_from) {
             (ClockState::Unsynced, None) => {
                 let from = best - PERIOD_SLACK_US;
@@ -320,8 +341,8 @@ impl FieldClock {
         let (tz, rules) = (self.inner.store.timezone(), self.inner.rules);
         let result = Arc::new(Mutex::new(None));
         let slot = result.clone();
-        let job = Box::new(move |txn: &redb::WriteTransaction| {
-            let out = redate(txn, tz, rules, from, old_now_us, by_us)?;
+        let job = Box::new(move |txn: &redb::WriteTransaction, progress: &dyn Fn()| {
+            let out = redate(txn, tz, rules, (from, old_now_us, by_us), progress)?;
             close_period(txn)?;
             *slot.lock() = Some(out);
             Ok(())
@@ -379,9 +400,9 @@ impl FieldClock {
         })))
     }
 
-    /// What the API shows.
+    /// What the API shows (as of the last finished check).
     pub fn status(&self) -> ClockStatus {
-        let t = self.inner.track.lock();
+        let t = self.inner.shown.lock().clone();
         ClockStatus {
             state: state(),
             reason: t.reason,

@@ -38,21 +38,20 @@ pub struct Redated {
 }
 
 /// Moves by `by_us` the unsynchronised readings and the stages stamped in `[from_us, to_us]`,
-/// then rebuilds the aggregates under `rules`.
+/// then rebuilds the aggregates under `rules`; `progress` is called now and then.
 pub fn redate(
     txn: &WriteTransaction,
     tz: Tz,
     rules: MeterRules,
-    from_us: i64,
-    to_us: i64,
-    by_us: i64,
+    (from_us, to_us, by_us): (i64, i64, i64),
+    progress: &dyn Fn(),
 ) -> Result<Redated, StoreError> {
     let mut out = Redated::default();
     if by_us != 0 && from_us <= to_us {
-        out.readings = move_readings(txn, from_us, to_us, by_us)?;
+        out.readings = move_readings(txn, from_us, to_us, by_us, progress)?;
         out.stages = move_stages(txn, tz, from_us, to_us, by_us)?;
     }
-    out.days = rebuild(txn, tz, rules)?.1;
+    out.days = rebuild(txn, tz, rules, progress)?.1;
     let readings = txn.open_table(READINGS)?;
     for stage in stages_with_readings(&readings)? {
         if let Some((k, _)) = readings
@@ -73,6 +72,7 @@ fn move_readings(
     from_us: i64,
     to_us: i64,
     by_us: i64,
+    progress: &dyn Fn(),
 ) -> Result<u64, StoreError> {
     let mut t = txn.open_table(READINGS)?;
     let mut moved = 0u64;
@@ -107,6 +107,7 @@ fn move_readings(
                 t.insert((stage, key), buf.as_slice())?;
             }
             moved += batch.len() as u64;
+            progress();
             match next {
                 Some(ts) => cursor = ts,
                 None => break,

@@ -45,7 +45,7 @@ impl Store {
     pub fn reindex(&self, rules: MeterRules) -> Result<Rebuilt, StoreError> {
         let started = Instant::now();
         let txn = self.db()?.begin_write()?;
-        let (readings, days, sources) = rebuild(&txn, self.tz, rules)?;
+        let (readings, days, sources) = rebuild(&txn, self.tz, rules, &|| {})?;
         txn.commit()?;
         Ok(Rebuilt {
             readings,
@@ -70,11 +70,12 @@ impl Store {
 
 /// Replaces the `daily` and `meters` tables inside `txn` with what the readings give under
 /// `rules`; returns the readings replayed, the daily rows and the sources. Also used after
-/// re-dating readings (`store::redate`).
+/// re-dating readings (`store::redate`); `progress` is called every few thousand readings.
 pub(super) fn rebuild(
     txn: &WriteTransaction,
     tz: Tz,
     rules: MeterRules,
+    progress: &dyn Fn(),
 ) -> Result<(u64, usize, usize), StoreError> {
     let mut meters = HashMap::new();
     let mut fold = Fold::new(tz, rules, &mut meters);
@@ -104,6 +105,9 @@ pub(super) fn rebuild(
                     Ok::<_, StoreError>(None)
                 })?;
                 count += 1;
+                if count.is_multiple_of(4096) {
+                    progress();
+                }
             }
         }
     }

@@ -50,8 +50,11 @@ enum Msg {
 
 /// Work that rewrites stored readings (re-dating after a clock jump): it runs in its own write
 /// transaction between two batches, after everything queued before it is committed; the
-/// writer then forgets its caches (newest key per stage, meter states) and reloads them.
-pub type ExclusiveJob = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send>;
+/// writer then forgets its caches (newest key per stage, meter states) and reloads them. The
+/// job calls the given function as it makes progress (the writer's heartbeat, so a long job
+/// is not taken for a stuck writer).
+pub type ExclusiveJob =
+    Box<dyn FnOnce(&WriteTransaction, &dyn Fn()) -> Result<(), StoreError> + Send>;
 
 /// How long a flush (shutdown) waits for a store that keeps failing before giving up.
 const SHUTDOWN_GIVE_UP: Duration = Duration::from_secs(8);
@@ -232,7 +235,8 @@ impl Writer {
     fn run_exclusive(&mut self, job: ExclusiveJob) -> Result<(), StoreError> {
         self.heartbeat.beat();
         let txn = self.store.db()?.begin_write()?;
-        job(&txn)?;
+        let beat = self.heartbeat.clone();
+        job(&txn, &move || beat.beat())?;
         txn.commit()?;
         self.last_key.clear();
         self.meters = load_meters(&self.store)?;
