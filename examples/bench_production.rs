@@ -77,6 +77,7 @@ fn seed(dir: &str, n: u64, days: u64, extra: usize) -> Result<(), Error> {
                     .collect(),
                 sensor_ts_ms: None,
                 source: "Prueba".into(),
+                clock: Default::default(),
             },
         })?;
     }

@@ -99,10 +99,11 @@ for d in "Type=notify" "NotifyAccess=main" "WatchdogSec=30" \
     "User=biogestor" "Group=biogestor" "StateDirectory=biogestor" "ConfigurationDirectory=biogestor" \
     "NoNewPrivileges=yes" "ProtectSystem=strict" "ProtectHome=yes" "PrivateTmp=yes" "PrivateDevices=yes" \
     "ProtectKernelTunables=yes" "ProtectKernelModules=yes" "ProtectKernelLogs=yes" \
-    "ProtectControlGroups=yes" "ProtectClock=yes" "ProtectHostname=yes" \
+    "ProtectControlGroups=yes" "ProtectClock=no" "ProtectHostname=yes" \
     "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX" "RestrictNamespaces=yes" "LockPersonality=yes" \
     "MemoryDenyWriteExecute=yes" "RestrictRealtime=yes" "SystemCallFilter=@system-service" \
-    "SystemCallArchitectures=native" "CapabilityBoundingSet=" "Restart=on-failure" "TimeoutStopSec=30" \
+    "SystemCallArchitectures=native" "CapabilityBoundingSet=CAP_SYS_TIME" \
+    "AmbientCapabilities=CAP_SYS_TIME" "SystemCallFilter=@clock" "Restart=on-failure" "TimeoutStopSec=30" \
     "LimitNOFILE=8192"; do
     unit_has "$d" || missing+=("$d")
 done
@@ -145,10 +146,17 @@ for raw in open(unit):
         continue
     key, val = line.split("=", 1)
     if key == "SystemCallFilter":
+        # In order, as systemd applies them: a later allow line puts back calls an earlier
+        # deny line took out (e.g. @clock after ~@privileged).
         names = set()
         for tok in val.lstrip("~").split():
             names |= expand(tok, set())
-        (deny if val.startswith("~") else allow).update(names)
+        if val.startswith("~"):
+            allow -= names
+            deny |= names
+        else:
+            allow |= names
+            deny -= names
     elif key == "RestrictAddressFamilies":
         families = [int(getattr(socket, f)) for f in val.split()]
     elif key == "MemoryDenyWriteExecute":

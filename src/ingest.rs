@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use rumqttd::Notification;
 use rumqttd::local::{LinkError, LinkRx};
 
+use crate::clock::{self, Stamp};
 use crate::live::LiveHub;
 use crate::logsafe::Clean;
 use crate::metrics;
 use crate::payload::{self, Limits};
-use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us};
 use crate::store::Counters;
 use crate::store::writer::{Incoming, WriterHandle};
 use crate::watchdog::Heartbeat;
@@ -102,7 +102,7 @@ impl RateLimitedLog {
 
 /// A message taken off the broker link, waiting to be parsed.
 struct Raw {
-    received_us: i64,
+    received: Stamp,
     topic: bytes::Bytes,
     payload: bytes::Bytes,
 }
@@ -197,7 +197,7 @@ fn link_loop(
                 }
                 queued.fetch_add(size, Ordering::Relaxed);
                 let raw = Raw {
-                    received_us: now_us(),
+                    received: clock::stamp(),
                     topic: f.publish.topic,
                     payload: f.publish.payload,
                 };
@@ -224,7 +224,6 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
         last: None,
         suppressed: 0,
     };
-    let mut clock_warned: Option<Instant> = None;
     for raw in rx {
         let size = raw.payload.len() + raw.topic.len() + PER_MESSAGE_OVERHEAD;
         let depth = queued.fetch_sub(size, Ordering::Relaxed) - size;
@@ -234,21 +233,15 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
         }
         let topic = String::from_utf8_lossy(&raw.topic);
         match payload::parse(&raw.payload, &topic, deps.limits) {
-            Ok(reading) => {
-                let mut ts_us = raw.received_us;
-                if ts_us < PLAUSIBLE_CLOCK_US {
-                    match reading.sensor_ts_ms {
-                        Some(ms) if ms * 1000 >= PLAUSIBLE_CLOCK_US => ts_us = ms * 1000,
-                        _ => {
-                            if clock_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                                tracing::warn!(
-                                    "system clock is not set (no NTP yet?); readings are stamped with it anyway"
-                                );
-                                clock_warned = Some(Instant::now());
-                            }
-                        }
-                    }
-                }
+            Ok(mut reading) => {
+                // The key is always the appliance's own receive time: a sensor's `ts` may be
+                // anything (a sensor clock stuck in 2099 once put its gas on a day nobody
+                // looks at); it is kept in the reading and orders meter samples only. The
+                // frame is held until the reading is queued, so a clock jump re-dates it or
+                // finds it already in the new clock.
+                let frame = clock::frame_guard();
+                let (ts_us, mark) = frame.resolve(raw.received);
+                reading.clock = mark;
                 metrics::mqtt_accepted();
                 let stage = deps.store.active_stage_id();
                 deps.live.publish(stage, ts_us, &reading);
@@ -264,6 +257,7 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
                     tracing::error!("store writer gone; ingest stops");
                     break;
                 }
+                drop(frame);
             }
             Err(why) => {
                 deps.counters.rejected.fetch_add(1, Ordering::Relaxed);

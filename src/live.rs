@@ -91,5 +91,9 @@ pub fn reading_object(tz: Tz, stage: u64, ts_us: i64, r: &Reading) -> Map<String
     }
     m.insert("ts".into(), Value::from(rfc3339(tz, ts_us)));
     m.insert("stage".into(), Value::from(stage));
+    // A time stamped by an unsynchronised clock (or re-dated since) says so.
+    if let Some(mark) = r.clock.label() {
+        m.insert("reloj".into(), Value::from(mark));
+    }
     m
 }

@@ -62,8 +62,12 @@ fn from_object(map: Map<String, Value>, topic: &str, limits: Limits) -> Result<R
     let mut extra = Vec::new();
     let mut sensor_ts_ms = None;
     for (field, value) in map {
-        if field == "ts" {
-            sensor_ts_ms = parse_ts(&value);
+        // `timestamp` is the original system's name for `ts`; `ts` wins when both are sent.
+        if field == "ts" || field == "timestamp" {
+            let parsed = parse_ts(&value);
+            if field == "ts" || sensor_ts_ms.is_none() {
+                sensor_ts_ms = parsed.or(sensor_ts_ms);
+            }
             continue;
         }
         if let Some(channel) = Channel::from_field(&field) {
@@ -97,6 +101,7 @@ fn from_object(map: Map<String, Value>, topic: &str, limits: Limits) -> Result<R
         extra,
         sensor_ts_ms,
         source: topic.to_string(),
+        clock: crate::reading::TimeMark::Synced,
     })
 }
 
@@ -202,6 +207,27 @@ mod tests {
             Err(Rejection::TooManyFields(20))
         );
         assert_eq!(p(&[b' '; 5000]), Err(Rejection::TooLarge(5000)));
+    }
+
+    #[test]
+    fn original_system_names_timestamp_and_capitalised_calidad() {
+        let r = p(br#"{"Calidad":58.5,"timestamp":1767225600}"#).unwrap();
+        assert_eq!(r.get(Channel::Calidad), Some(58.5));
+        assert_eq!(r.sensor_ts_ms, Some(1_767_225_600_000));
+        let r = p(br#"{"calidad":1,"timestamp":1767225600123}"#).unwrap();
+        assert_eq!(r.sensor_ts_ms, Some(1_767_225_600_123), "milliseconds");
+        let r = p(br#"{"calidad":1,"ts":1767225601,"timestamp":1767225600}"#).unwrap();
+        assert_eq!(r.sensor_ts_ms, Some(1_767_225_601_000), "ts wins");
+        let r = p(br#"{"calidad":1,"timestamp":1767225600,"ts":1767225601}"#).unwrap();
+        assert_eq!(
+            r.sensor_ts_ms,
+            Some(1_767_225_601_000),
+            "ts wins in any order"
+        );
+        assert!(matches!(
+            p(br#"{"Calidad":140}"#),
+            Err(Rejection::OutOfRange { .. })
+        ));
     }
 
     #[test]

@@ -70,7 +70,8 @@ impl Channel {
             "presion" | "pressure_hpa" => Channel::Presion,
             "temperatura" | "temperature_c" => Channel::Temperatura,
             "humedad" | "humidity_pct" => Channel::Humedad,
-            "calidad" | "methane_pct" => Channel::Calidad,
+            // `Calidad`: as the original system's test sensor spells it.
+            "calidad" | "Calidad" | "methane_pct" => Channel::Calidad,
             "gas_total_m3" => Channel::GasTotal,
             "caudal_gas" => Channel::CaudalGas,
             "gas_flow" => Channel::GasFlow,
@@ -107,6 +108,32 @@ pub struct Reading {
     pub sensor_ts_ms: Option<i64>,
     /// Topic the reading arrived on.
     pub source: String,
+    /// Whether the appliance's clock could be trusted when the reading was stamped.
+    pub clock: TimeMark,
+}
+
+/// How far the stored time of a reading can be trusted (see `clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TimeMark {
+    /// Stamped by a synchronised (or administrator-set) clock.
+    #[default]
+    Synced,
+    /// Stamped while the clock was not synchronised: its day may be wrong until the clock is
+    /// set, when it is re-dated.
+    Unsynced,
+    /// Stamped while unsynchronised, then moved by the measured clock jump (µs).
+    Redated { by_us: i64 },
+}
+
+impl TimeMark {
+    /// The API's name of the mark (`null` for a trusted time).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            TimeMark::Synced => None,
+            TimeMark::Unsynced => Some("no_sincronizada"),
+            TimeMark::Redated { .. } => Some("corregida"),
+        }
+    }
 }
 
 impl Reading {

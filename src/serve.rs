@@ -51,6 +51,8 @@ pub enum ServeError {
     Placeholder(#[from] PlaceholderError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Clock(#[from] crate::clock::monitor::CheckError),
 }
 
 /// Binds one of the HTTP listeners, naming its key if the address cannot be used.
@@ -65,7 +67,9 @@ async fn bind_http(
 
 /// Forgets revoked tokens and sessions once they have expired anyway, hourly, until `stop` (so its
 /// store handle is released before the store is closed).
-fn spawn_revocation_pruner(store: Store, stop: CancellationToken) {
+/// After a clock jump it waits a token lifetime (`lifetime_s`): tokens issued before the jump
+/// stay valid by their own age (`auth::tokens`), so their revocations must outlive it.
+fn spawn_revocation_pruner(store: Store, stop: CancellationToken, lifetime_s: i64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -73,8 +77,11 @@ fn spawn_revocation_pruner(store: Store, stop: CancellationToken) {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            if crate::clock::monitor::since_last_jump_s().is_some_and(|s| s < lifetime_s) {
+                continue;
+            }
             let s = store.clone();
-            let now = chrono::Utc::now().timestamp();
+            let now = crate::sitetime::now_us() / 1_000_000;
             match tokio::task::spawn_blocking(move || s.prune_revoked(now)).await {
                 Ok(Ok(n)) if n > 0 => tracing::debug!(pruned = n, "expired revocations removed"),
                 Ok(Err(e)) => tracing::warn!(error = %e, "pruning revoked tokens failed"),
@@ -119,6 +126,9 @@ pub async fn run(
              rules; stop the service and run `biogestor reindex` to recompute them"
         );
     }
+    // Before anything takes a timestamp: the clock's state marks the first readings.
+    let clock =
+        crate::clock::FieldClock::start(cfg.raw.clock.clone(), store.clone(), cfg.meter_rules())?;
     // Before the broker builds its accounts: a published password never reaches them on a
     // bind other machines can connect to.
     placeholder::replace_published(&mut cfg)?;
@@ -126,7 +136,11 @@ pub async fn run(
     let raw = &cfg.raw;
     let auth = Auth::start(&store, &raw.storage.data_dir, &raw.auth)?;
     let shutdown = CancellationToken::new();
-    spawn_revocation_pruner(store.clone(), shutdown.clone());
+    spawn_revocation_pruner(
+        store.clone(),
+        shutdown.clone(),
+        auth.keys.longest_lifetime_s(),
+    );
     spawn_usage_sampler(store.clone(), shutdown.clone());
     let (writer, writer_thread) = writer::spawn(store.clone(), cfg.writer_config())?;
     let retention_stop = Arc::new(AtomicBool::new(false));
@@ -136,6 +150,7 @@ pub async fn run(
         RETENTION_EVERY,
         retention_stop.clone(),
     )?;
+    clock.run(writer.clone())?;
     let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);
     let sensors = SensorRegistry::load(&store)?;
     let sensor_persister = sensors::Persister::spawn(sensors.clone(), store.clone())?;
@@ -182,6 +197,7 @@ pub async fn run(
     )?;
 
     let state = AppState {
+        clock: clock.clone(),
         store: store.clone(),
         live,
         config: cfg.clone(),
@@ -251,6 +267,7 @@ pub async fn run(
     prober_stop.store(true, Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     retention_stop.store(true, Ordering::SeqCst);
+    clock.stop();
     tokio::task::spawn_blocking(move || {
         let _ = retention_thread.join();
         ingest.stop();

@@ -6,9 +6,10 @@ use chrono_tz::Tz;
 /// A site-local calendar day, as days since 0001-01-01 (the stored day key).
 pub type DayNumber = i32;
 
-/// Current time in µs since the Unix epoch (UTC).
+/// Current time in µs since the Unix epoch (UTC): the appliance's best estimate
+/// ([`crate::clock::now_us`]), which every timestamp it takes comes from.
 pub fn now_us() -> i64 {
-    Utc::now().timestamp_micros()
+    crate::clock::now_us()
 }
 
 /// The earliest wall clock the appliance trusts. A Raspberry Pi has no real-time clock and

@@ -25,6 +25,7 @@ fn reading(source: &str, fields: &[(Channel, f64)]) -> Reading {
         extra: vec![],
         sensor_ts_ms: None,
         source: source.into(),
+        clock: Default::default(),
     }
 }
 

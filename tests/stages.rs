@@ -145,7 +145,10 @@ async fn defaults_validation_and_one_active_stage() {
     dup["number"] = json!(1);
     let (status, errors) = send(&app, "POST", "/api/dashboard/fillings/", dup).await;
     assert_eq!(status, 400, "stage numbers are unique: {errors}");
-    assert!(errors["number"].is_array());
+    assert!(
+        errors["detail"].as_str().unwrap_or("").contains("número 1"),
+        "{errors}"
+    );
 
     // Corrections on the active stage; none on a closed one.
     let sid = second["id"].as_u64().unwrap();

@@ -1,6 +1,7 @@
 //! Appliance configuration: `config.toml`, overridden by `BIOGESTOR_SECTION__KEY` variables,
 //! validated once at start-up so that a bad value stops the service with a message naming it.
 
+pub mod clock;
 mod env;
 pub mod gas;
 pub mod placeholder;
@@ -57,6 +58,7 @@ pub struct Config {
     pub log: LogConfig,
     /// `[tls]`: certificate and key of the optional TLS listeners.
     pub tls: TlsConfig,
+    pub clock: clock::ClockConfig,
     /// `[materials.<name>]`: kinetic parameters per material type; the built-in defaults
     /// (with their sources) are completed or overridden key by key from the file.
     pub materials: BTreeMap<String, MaterialParams>,
@@ -72,6 +74,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             tls: TlsConfig::default(),
+            clock: clock::ClockConfig::default(),
             materials: default_materials(),
         }
     }

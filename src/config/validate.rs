@@ -288,6 +288,7 @@ impl Config {
             "messages",
         )?;
         check_http(&self.http)?;
+        self.clock.validate()?;
         if m.topics.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "mqtt.topics".into(),

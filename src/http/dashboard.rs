@@ -260,5 +260,6 @@ async fn stats(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
             .map(|(k, v)| (k.to_string(), Value::from(v)))
             .collect::<serde_json::Map<_, _>>(),
         "ultima_lectura": (last > 0).then(|| rfc3339(tz, last)),
+        "reloj": super::clock::clock_json(&st, &st.clock.status()),
     })))
 }

@@ -46,6 +46,13 @@ async fn add_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // The appliance's best estimate of now (the browser derives its clock skew from it, to
+    // time token refreshes), not the raw system clock the server would otherwise send.
+    let now = chrono::DateTime::<chrono::Utc>::from_timestamp_micros(crate::sitetime::now_us())
+        .unwrap_or_default();
+    if let Ok(v) = HeaderValue::from_str(&now.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+        h.insert(header::DATE, v);
+    }
     resp
 }
 

@@ -2,8 +2,9 @@
 //! MQTT broker completed a recent loopback CONNECT; 503 otherwise.
 //!
 //! Anyone may ask, and anyone learns only `{"status": "ok"}` (or `"error"`). The details (each
-//! part's state, version, uptime, clock, live clients, site, pending first-run setup, the
-//! store's room: size, free space, days until full, oldest reading, last prune) are for
+//! part's state, version, uptime, clock (`clock_ok` and the field clock's `reloj`), live
+//! clients, site, pending first-run setup, the store's room: size, free space, days until full,
+//! oldest reading, last prune) are for
 //! callers with a valid access token of an approved account, or the metrics token: they tell
 //! a visitor on the network more than whether the appliance is up.
 
@@ -19,7 +20,7 @@ use super::AppState;
 use super::error::blocking;
 use super::guard::{AuthHeader, auth_header, authenticate, is_metrics_token};
 use super::routes::{Access, Route};
-use crate::sitetime::{PLAUSIBLE_CLOCK_US, now_us, rfc3339};
+use crate::sitetime::rfc3339;
 use crate::store::usage::{Usage, usage};
 
 /// The health check's route (open to everyone; the details check the token themselves).
@@ -77,7 +78,8 @@ async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response {
         "mqtt": if mqtt_ok { "ok" } else { "not_accepting" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": st.started.elapsed().as_secs(),
-        "clock_ok": now_us() >= PLAUSIBLE_CLOCK_US,
+        "clock_ok": st.clock.status().state != crate::clock::ClockState::Unsynced,
+        "reloj": super::clock::clock_json(&st, &st.clock.status()),
         "ws_clients": st.live.clients(),
         "site": { "name": st.config.raw.site.name, "timezone": st.config.raw.site.timezone },
         "setup_pending": st.auth.setup_pending(),

@@ -5,6 +5,7 @@
 mod accounts;
 pub mod admin;
 mod assets;
+mod clock;
 mod dashboard;
 pub mod error;
 pub mod extract;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Open live-feed WebSockets, in all and per account.
     pub ws_slots: WsSlots,
+    /// The field clock: its state, and setting it from an administrator's browser.
+    pub clock: crate::clock::FieldClock,
 }
 
 /// Every route of the API with its handler, from each resource's own table.
@@ -71,6 +74,7 @@ fn declared() -> Vec<routes::Route> {
     [
         health::routes(),
         admin::routes(),
+        clock::routes(),
         accounts::routes(),
         sessions::routes(),
         users::routes(),

@@ -213,7 +213,7 @@ async fn logout(
     b: Result<Json<RefreshBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let claims = refresh_claims(&st, b)?;
-    let until = chrono::Utc::now().timestamp() + st.auth.keys.longest_lifetime_s();
+    let until = crate::sitetime::now_us() / 1_000_000 + st.auth.keys.longest_lifetime_s();
     // The access token sent along (if any) may belong to another session of the same browser.
     let other = bearer(&headers)
         .and_then(|t| st.auth.keys.verify(&t, TokenType::Access).ok())

@@ -20,6 +20,9 @@ use crate::store::users::Permission;
 
 /// Plausible digester temperatures (°C): unheated bag digesters can run cold.
 const TEMPERATURE_RANGE: (f64, f64) = (-10.0, 70.0);
+/// Digester temperature of a new stage when none is typed and none was measured (°C): the
+/// original system's documented default, mesophilic operation.
+const DEFAULT_TEMPERATURE_C: f64 = 35.0;
 /// Largest mass accepted for one loading, kg.
 const MAX_AMOUNT_KG: f64 = 10_000_000.0;
 
@@ -68,9 +71,9 @@ impl From<StageError> for ApiError {
             StageError::Closed => {
                 ApiError::Conflict("El llenado está cerrado y ya no se puede modificar.".into())
             }
-            StageError::NumberTaken(n) => {
-                ApiError::field("number", format!("Ya existe un llenado con el número {n}."))
-            }
+            StageError::NumberTaken(n, next) => ApiError::BadRequest(format!(
+                "Ya existe un llenado con el número {n}. El siguiente número libre es {next}."
+            )),
             StageError::Store(s) => ApiError::Store(s),
         }
     }
@@ -257,15 +260,19 @@ fn read_form(
     {
         f.err("material_humidity_pct", HUMIDITY_LIMITS_MESSAGE);
     }
-    num(
-        &mut f,
-        "temperature_c",
-        TEMPERATURE_RANGE.0,
-        false,
-        TEMPERATURE_RANGE.1,
-        "°C",
-        &mut out.temperature_c,
-    );
+    if !partial && !f.present("temperature_c") {
+        // Left to the caller's default (measured mean, else 35 °C).
+    } else {
+        num(
+            &mut f,
+            "temperature_c",
+            TEMPERATURE_RANGE.0,
+            false,
+            TEMPERATURE_RANGE.1,
+            "°C",
+            &mut out.temperature_c,
+        );
+    }
     if f.present("added_water_m3") {
         num(
             &mut f,
@@ -298,6 +305,7 @@ async fn create(
     b: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = object(b)?;
+    let typed = !matches!(body.get("temperature_c"), None | Some(Value::Null));
     let defaults = StageFields {
         number: None,
         date: today(st.store.timezone()),
@@ -308,9 +316,27 @@ async fn create(
         added_water_m3: 0.0,
         temperature_c: 0.0,
     };
-    let fields = read_form(&st, &body, defaults, false)?;
+    let mut fields = read_form(&st, &body, defaults, false)?;
     let store = st.store.clone();
-    let (stage, closed) = blocking(move || store.create_stage(fields, now_us())).await?;
+    let now = now_us();
+    let measured = if typed {
+        None
+    } else {
+        blocking(move || store.measured_temperature(now)).await?
+    };
+    let source = match (typed, measured) {
+        (true, _) => "indicada",
+        (false, Some((mean, _))) if (TEMPERATURE_RANGE.0..=TEMPERATURE_RANGE.1).contains(&mean) => {
+            fields.temperature_c = (mean * 10.0).round() / 10.0;
+            "medida"
+        }
+        (false, _) => {
+            fields.temperature_c = DEFAULT_TEMPERATURE_C;
+            "predeterminada"
+        }
+    };
+    let store = st.store.clone();
+    let (stage, closed) = blocking(move || store.create_stage(fields, now)).await?;
     let mut out = stage_json(&st, &stage);
     let detail = match &closed {
         Some(c) => format!(
@@ -325,6 +351,10 @@ async fn create(
             closed.map_or(Value::Null, |c| json!({"id": c.id, "number": c.number})),
         );
         m.insert("detail".into(), Value::from(detail));
+        m.insert("temperature_source".into(), Value::from(source));
+        if let Some((_, n)) = measured {
+            m.insert("temperature_readings".into(), Value::from(n));
+        }
     }
     Ok((StatusCode::CREATED, Json(out)))
 }

@@ -9,6 +9,10 @@
 //! fewer or more channels still decode. Version 1 stored them as fixed-length tuples of 10,
 //! which any change of [`crate::reading::CHANNELS`] would have made unreadable.
 //!
+//! Readings are at version 3 since the clock mark was added (whether the appliance's clock was
+//! synchronised when the reading was stamped, see [`crate::reading::TimeMark`]); version-2
+//! rows decode as synchronised.
+//!
 //! Daily rows are at version 4 (version 3 — version 2 plus the flow coverage and the
 //! discarded samples of each meter — plus the normal volumes of each method) and meter states
 //! at version 3 (version 2 — counter baselines with their time, unconfirmed chains, recent
@@ -31,15 +35,18 @@ use crate::reading::Reading;
 #[derive(serde::Deserialize)]
 enum ReadingRow {
     V1(legacy::ReadingV1),
-    V2(Reading),
+    V2(legacy::ReadingV2),
+    V3(Reading),
 }
 
-/// Serialises exactly like `ReadingRow::V2` without cloning.
+/// Serialises exactly like `ReadingRow::V3` without cloning.
 #[derive(Serialize)]
 enum ReadingRowRef<'a> {
     #[allow(dead_code)]
     V1(()),
-    V2(&'a Reading),
+    #[allow(dead_code)]
+    V2(()),
+    V3(&'a Reading),
 }
 
 /// Stored forms of a daily aggregate (decoded once per row and converted at once, so the
@@ -125,7 +132,7 @@ pub fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<
 /// Encodes a reading into `buf` (the ingest hot path).
 pub fn encode_reading(r: &Reading, mut buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
     buf.clear();
-    postcard::to_extend(&ReadingRowRef::V2(r), buf).map_err(corrupt("readings"))
+    postcard::to_extend(&ReadingRowRef::V3(r), buf).map_err(corrupt("readings"))
 }
 
 /// Decodes a reading of any stored version.
@@ -133,7 +140,8 @@ pub fn decode_reading(bytes: &[u8]) -> Result<Reading, StoreError> {
     Ok(
         match postcard::from_bytes(bytes).map_err(corrupt("readings"))? {
             ReadingRow::V1(old) => old.into(),
-            ReadingRow::V2(r) => r,
+            ReadingRow::V2(old) => old.into(),
+            ReadingRow::V3(r) => r,
         },
     )
 }
@@ -275,10 +283,11 @@ mod tests {
 
     #[test]
     fn current_versions_round_trip_and_are_what_is_written() {
-        let r = decode_reading(V1_READING).expect("v1");
+        let mut r = decode_reading(V1_READING).expect("v1");
+        r.clock = crate::reading::TimeMark::Redated { by_us: -42 };
         let bytes = encode_reading(&r, Vec::new()).expect("encode");
-        assert_eq!(bytes[0], 1, "reading version tag 2 (index 1)");
-        assert_eq!(decode_reading(&bytes).expect("v2"), r);
+        assert_eq!(bytes[0], 2, "reading version tag 3 (index 2)");
+        assert_eq!(decode_reading(&bytes).expect("v3"), r);
 
         let mut d = decode_daily(V2_DAILY).expect("v2");
         d.gas.flow_covered_us = 90 * 60_000_000;

@@ -6,6 +6,7 @@ pub mod daily;
 pub mod instance;
 pub mod journal;
 mod queries;
+pub mod redate;
 pub mod reindex;
 pub mod reports;
 pub mod retention;

@@ -368,6 +368,7 @@ mod tests {
                         extra: vec![],
                         sensor_ts_ms: None,
                         source: "Prueba".into(),
+                        clock: Default::default(),
                     },
                 })
                 .expect("submit");

@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use chrono_tz::Tz;
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::codec::{decode_meter, decode_reading, encode_daily, encode_meter};
 use super::daily::fold::Fold;
@@ -44,74 +45,12 @@ impl Store {
     pub fn reindex(&self, rules: MeterRules) -> Result<Rebuilt, StoreError> {
         let started = Instant::now();
         let txn = self.db()?.begin_write()?;
-        let mut meters = HashMap::new();
-        let mut fold = Fold::new(self.tz, rules, &mut meters);
-        let mut count = 0u64;
-        {
-            let readings = txn.open_table(READINGS)?;
-            let mut stages = Vec::new();
-            let mut from = Some(0u64);
-            while let Some(s) = from {
-                let next = readings.range((s, i64::MIN)..)?.next().transpose()?;
-                from = next.and_then(|(k, _)| {
-                    let stage = k.value().0;
-                    stages.push(stage);
-                    stage.checked_add(1)
-                });
-            }
-            let mut ranges = stages
-                .iter()
-                .map(|s| readings.range((*s, i64::MIN)..=(*s, i64::MAX)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut heads = Vec::with_capacity(ranges.len());
-            for (stage, range) in stages.iter().zip(ranges.iter_mut()) {
-                heads.push(next_head(*stage, range)?);
-            }
-            // Merge the stages by receive time: the order the writer saw them in.
-            while let Some(i) = heads
-                .iter()
-                .enumerate()
-                .filter_map(|(i, h)| h.as_ref().map(|h| (h.ts_us, h.stage, i)))
-                .min()
-                .map(|(_, _, i)| i)
-            {
-                let next = next_head(stages[i], &mut ranges[i])?;
-                if let Some(h) = std::mem::replace(&mut heads[i], next) {
-                    fold.apply(h.stage, h.ts_us, &h.reading, &mut |_| {
-                        Ok::<_, StoreError>(None)
-                    })?;
-                    count += 1;
-                }
-            }
-        }
-        let (rows, _) = fold.finish();
-        {
-            // Days whose raw readings retention pruned (in full or in part) keep the rows
-            // computed when their readings were stored: a rebuild cannot know better.
-            let kept_from = txn
-                .open_table(META)?
-                .get(meta_key::RAW_KEPT_FROM_US)?
-                .map(|v| v.value() as i64);
-            let last_pruned_day = kept_from.map(|us| crate::sitetime::local_day(self.tz, us));
-            let rebuilt = |day| last_pruned_day.is_none_or(|last| day > last);
-            let mut daily = txn.open_table(DAILY)?;
-            daily.retain(|k, _| !rebuilt(k.1))?;
-            for (key, day) in rows.iter().filter(|(k, _)| rebuilt(k.1)) {
-                daily.insert(*key, encode_daily(day)?.as_slice())?;
-            }
-            let mut table = txn.open_table(METERS)?;
-            table.retain(|_, _| false)?;
-            for (source, m) in &meters {
-                table.insert(source.as_str(), encode_meter(m)?.as_slice())?;
-            }
-            txn.open_table(META)?
-                .insert(meta_key::AGGREGATES, AGGREGATES_VERSION)?;
-        }
+        let (readings, days, sources) = rebuild(&txn, self.tz, rules, &|| {})?;
         txn.commit()?;
         Ok(Rebuilt {
-            readings: count,
-            days: rows.len(),
-            sources: meters.len(),
+            readings,
+            days,
+            sources,
             elapsed: started.elapsed(),
         })
     }
@@ -127,6 +66,92 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Replaces the `daily` and `meters` tables inside `txn` with what the readings give under
+/// `rules`; returns the readings replayed, the daily rows and the sources. Also used after
+/// re-dating readings (`store::redate`); `progress` is called every few thousand readings.
+pub(super) fn rebuild(
+    txn: &WriteTransaction,
+    tz: Tz,
+    rules: MeterRules,
+    progress: &dyn Fn(),
+) -> Result<(u64, usize, usize), StoreError> {
+    let mut meters = HashMap::new();
+    let mut fold = Fold::new(tz, rules, &mut meters);
+    let mut count = 0u64;
+    {
+        let readings = txn.open_table(READINGS)?;
+        let stages = stages_with_readings(&readings)?;
+        let mut ranges = stages
+            .iter()
+            .map(|s| readings.range((*s, i64::MIN)..=(*s, i64::MAX)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut heads = Vec::with_capacity(ranges.len());
+        for (stage, range) in stages.iter().zip(ranges.iter_mut()) {
+            heads.push(next_head(*stage, range)?);
+        }
+        // Merge the stages by receive time: the order the writer saw them in.
+        while let Some(i) = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().map(|h| (h.ts_us, h.stage, i)))
+            .min()
+            .map(|(_, _, i)| i)
+        {
+            let next = next_head(stages[i], &mut ranges[i])?;
+            if let Some(h) = std::mem::replace(&mut heads[i], next) {
+                fold.apply(h.stage, h.ts_us, &h.reading, &mut |_| {
+                    Ok::<_, StoreError>(None)
+                })?;
+                count += 1;
+                if count.is_multiple_of(4096) {
+                    progress();
+                }
+            }
+        }
+    }
+    let (rows, _) = fold.finish();
+    {
+        // Days whose raw readings retention pruned (in full or in part) keep the rows computed
+        // when their readings were stored: a rebuild cannot know better.
+        let kept_from = txn
+            .open_table(META)?
+            .get(meta_key::RAW_KEPT_FROM_US)?
+            .map(|v| v.value() as i64);
+        let last_pruned_day = kept_from.map(|us| crate::sitetime::local_day(tz, us));
+        let rebuilt = |day| last_pruned_day.is_none_or(|last| day > last);
+        let mut daily = txn.open_table(DAILY)?;
+        daily.retain(|k, _| !rebuilt(k.1))?;
+        for (key, day) in rows.iter().filter(|(k, _)| rebuilt(k.1)) {
+            daily.insert(*key, encode_daily(day)?.as_slice())?;
+        }
+        let mut table = txn.open_table(METERS)?;
+        table.retain(|_, _| false)?;
+        for (source, m) in &meters {
+            table.insert(source.as_str(), encode_meter(m)?.as_slice())?;
+        }
+        txn.open_table(META)?
+            .insert(meta_key::AGGREGATES, AGGREGATES_VERSION)?;
+    }
+    Ok((count, rows.len(), meters.len()))
+}
+
+/// Stage ids that have readings, found by skipping from one stage's range to the next.
+pub(super) fn stages_with_readings(
+    readings: &impl ReadableTable<(u64, i64), &'static [u8]>,
+) -> Result<Vec<u64>, StoreError> {
+    let mut stages = Vec::new();
+    let mut from = Some(0u64);
+    while let Some(s) = from {
+        let next = readings.range((s, i64::MIN)..)?.next().transpose()?;
+        from = next.and_then(|(k, _)| {
+            let stage = k.value().0;
+            stages.push(stage);
+            stage.checked_add(1)
+        });
+    }
+    Ok(stages)
 }
 
 fn next_head(

@@ -184,6 +184,31 @@ pub fn backfill_step(txn: &WriteTransaction, cursor: (u64, i64)) -> Result<Curso
     Ok(next)
 }
 
+/// Recomputes from the readings the rollups of every stage's buckets that overlap
+/// `[from_us, to_us]` (after readings there were moved, e.g. re-dated after a clock jump).
+pub fn rebuild_range(txn: &WriteTransaction, from_us: i64, to_us: i64) -> Result<(), StoreError> {
+    let (first, last) = (bucket_of(from_us), bucket_of(to_us));
+    let cursor = load_cursor(&txn.open_table(META)?)?;
+    let mut rollups = txn.open_table(ROLLUPS)?;
+    let readings = txn.open_table(READINGS)?;
+    let mut fold = RollupFold::default();
+    for stage in super::reindex::stages_with_readings(&readings)? {
+        rollups.retain_in((stage, first)..=(stage, last), |_, _| false)?;
+        let (lo, hi) = (first * 1_000_000, (last + ROLLUP_S) * 1_000_000);
+        for row in readings.range((stage, lo)..(stage, hi))? {
+            let (k, v) = row?;
+            if folded_on_insert(cursor, k.value()) {
+                let (s, ts) = k.value();
+                let r = decode_reading(v.value())?;
+                let row = fold.rows.entry((s, bucket_of(ts))).or_default();
+                row.count += 1;
+                record_values(&mut row.channels, &mut row.extra, &r);
+            }
+        }
+    }
+    fold.finish(&mut rollups)
+}
+
 /// Whether buckets of `bucket_us` from `from_us` to `to_us` are made of whole rollups (and
 /// every stored reading is in one): `from` and `bucket` on 10-minute boundaries, and `to` on
 /// one too or not in the past (nothing stored after it).

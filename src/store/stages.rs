@@ -43,11 +43,11 @@ pub struct StageFields {
     pub temperature_c: f64,
 }
 
-fn encode_stage(v: &Stage) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode_stage(v: &Stage) -> Result<Vec<u8>, StoreError> {
     codec::encode("stages", v)
 }
 
-fn decode_stage(bytes: &[u8]) -> Result<Stage, StoreError> {
+pub(super) fn decode_stage(bytes: &[u8]) -> Result<Stage, StoreError> {
     codec::decode("stages", bytes)
 }
 
@@ -58,8 +58,9 @@ pub enum StageError {
     NotFound,
     #[error("the stage is closed")]
     Closed,
-    #[error("stage number {0} is already used")]
-    NumberTaken(u32),
+    /// The number is used; the second value is the next free one (after the highest).
+    #[error("stage number {0} is already used (next free: {1})")]
+    NumberTaken(u32, u32),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -79,7 +80,28 @@ fn active_stage_row(t: &redb::Table<u64, &[u8]>, id: u64) -> Result<Stage, Stage
     }
 }
 
+/// Window of the measured digester temperature a new stage defaults to.
+pub const MEASURED_TEMPERATURE_WINDOW_US: i64 = 24 * 3_600_000_000;
+
 impl Store {
+    /// Mean of the digester temperature channel over the [`MEASURED_TEMPERATURE_WINDOW_US`]
+    /// before `now_us` (all stages), with the number of readings; `None` without readings.
+    /// A new stage's temperature defaults to it, as the original system documented.
+    pub fn measured_temperature(&self, now_us: i64) -> Result<Option<(f64, u64)>, StoreError> {
+        let from = now_us - MEASURED_TEMPERATURE_WINDOW_US;
+        let buckets = self.buckets(None, from, now_us + 1, MEASURED_TEMPERATURE_WINDOW_US + 1)?;
+        let (mut sum, mut count) = (0.0, 0u64);
+        for b in &buckets {
+            for c in &b.channels {
+                if c.name == crate::reading::Channel::Temperatura.name() {
+                    sum += c.stats.sum;
+                    count += c.stats.count;
+                }
+            }
+        }
+        Ok((count > 0 && sum.is_finite()).then(|| (sum / count as f64, count)))
+    }
+
     /// Every stage, newest first.
     pub fn stages(&self) -> Result<Vec<Stage>, StoreError> {
         let txn = self.db()?.begin_read()?;
@@ -132,12 +154,13 @@ impl Store {
             for row in t.iter()? {
                 all.push(decode_stage(row?.1.value())?);
             }
+            let next_free = all.iter().map(|s| s.number).max().unwrap_or(0) + 1;
             let number = match f.number {
                 Some(n) if all.iter().any(|s| s.number == n) => {
-                    return Err(StageError::NumberTaken(n));
+                    return Err(StageError::NumberTaken(n, next_free));
                 }
                 Some(n) => n,
-                None => all.iter().map(|s| s.number).max().unwrap_or(0) + 1,
+                None => next_free,
             };
             let mut closed = None;
             for mut s in all.iter().filter(|s| s.active).cloned() {
@@ -180,11 +203,15 @@ impl Store {
             stage.id = id;
             stage.active = true;
             if stage.number != before {
+                let mut taken = false;
+                let mut highest = 0;
                 for row in t.iter()? {
                     let other = decode_stage(row?.1.value())?;
-                    if other.id != id && other.number == stage.number {
-                        return Err(StageError::NumberTaken(stage.number));
-                    }
+                    highest = highest.max(other.number);
+                    taken |= other.id != id && other.number == stage.number;
+                }
+                if taken {
+                    return Err(StageError::NumberTaken(stage.number, highest + 1));
                 }
             }
             t.insert(id, encode_stage(&stage)?.as_slice())?;

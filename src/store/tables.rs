@@ -54,6 +54,9 @@ pub mod meta_key {
     pub const DROPPED: &str = "dropped_total";
     pub const READINGS_TOTAL: &str = "readings_total";
     pub const LAST_READING_US: &str = "last_reading_us";
+    /// Start (µs, the clock of that time) of the current period with an unsynchronised
+    /// clock, absent when the clock is trusted (`crate::clock`).
+    pub const CLOCK_UNSYNCED_FROM_US: &str = "clock_unsynced_from_us";
     /// Version of the meter rules the daily aggregates were computed with (missing: the
     /// first rules, before `biogestor reindex` existed).
     pub const AGGREGATES: &str = "aggregates_version";

@@ -57,7 +57,16 @@ pub struct Incoming {
 enum Msg {
     Reading(Box<Incoming>),
     Flush(SyncSender<()>),
+    Exclusive(ExclusiveJob, SyncSender<Result<(), StoreError>>),
 }
+
+/// Work that rewrites stored readings (re-dating after a clock jump): it runs in its own
+/// (synced) write transaction between two batches, after everything queued before it is
+/// committed; the writer then forgets its caches (newest key per stage, meter states) and
+/// reloads them. The job calls the given function as it makes progress (the writer's
+/// heartbeat, so a long job is not taken for a stuck writer).
+pub type ExclusiveJob =
+    Box<dyn FnOnce(&WriteTransaction, &dyn Fn()) -> Result<(), StoreError> + Send>;
 
 /// Queue depth between ingest and the writer (≈ 10 MB at most): over a second at full rate.
 const QUEUE: usize = 32_768;
@@ -81,6 +90,19 @@ impl WriterHandle {
         self.tx
             .send(Msg::Reading(Box::new(item)))
             .map_err(|_| StoreError::WriterGone)
+    }
+
+    /// Queues `job` behind every reading queued before it; the receiver gets its outcome once
+    /// it is committed (or failed, changing nothing).
+    pub fn exclusive(
+        &self,
+        job: ExclusiveJob,
+    ) -> Result<std::sync::mpsc::Receiver<Result<(), StoreError>>, StoreError> {
+        let (tx, rx) = sync_channel(1);
+        self.tx
+            .send(Msg::Exclusive(job, tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(rx)
     }
 
     /// Commits everything queued before this call durably and waits for it.
@@ -304,6 +326,9 @@ impl Writer {
                     match rx.try_recv() {
                         Ok(Msg::Reading(_)) => self.lost += 1,
                         Ok(Msg::Flush(w)) => self.waiters.push(w),
+                        Ok(Msg::Exclusive(_, done)) => {
+                            let _ = done.send(Err(StoreError::WriterGone));
+                        }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             *open = false;
@@ -336,7 +361,24 @@ impl Writer {
         match msg {
             Msg::Reading(r) => self.batch.push(*r),
             Msg::Flush(done) => self.waiters.push(done),
+            Msg::Exclusive(job, done) => {
+                self.cycle(true);
+                let _ = done.send(self.run_exclusive(job));
+            }
         }
+    }
+
+    /// Runs an [`ExclusiveJob`] in its own synced transaction, then drops the caches it may
+    /// have made stale.
+    fn run_exclusive(&mut self, job: ExclusiveJob) -> Result<(), StoreError> {
+        self.heartbeat.beat();
+        let txn = self.store.db()?.begin_write()?;
+        let beat = self.heartbeat.clone();
+        job(&txn, &move || beat.beat())?;
+        txn.commit()?;
+        self.caches = Caches::load(&self.store)?;
+        self.checkpointed();
+        Ok(())
     }
 
     fn counters_dirty(&self) -> bool {

@@ -4,6 +4,7 @@
 
 import { can, get, serverNow } from '../api.js?v=__V__';
 import { html } from '../dom.js?v=__V__';
+import { clockBanner } from '../clock.js?v=__V__';
 import { age, dateTime, duration, num, parseTs, zoneNote } from '../fmt.js?v=__V__';
 
 function okTag(ok, good, bad) {
@@ -35,6 +36,7 @@ function storageList(st) {
 
 export function render(main) {
   main.innerHTML = html`<h1>Estado del equipo</h1>
+    <div id="clock"></div>
     <section aria-labelledby="health-h"><h2 id="health-h">Servicio</h2><div id="health"><p class="muted">Cargando…</p></div></section>
     ${can('VerDashboard') ? html`<section aria-labelledby="counts-h"><h2 id="counts-h">Lecturas y mensajes</h2><div id="counts"><p class="muted">Cargando…</p></div></section>` : ''}
     <p class="hint" id="refreshed"></p>`;
@@ -55,12 +57,17 @@ export function render(main) {
       }
     }
     if (!alive) return;
+    clockBanner(main.querySelector('#clock'), h.reloj, () => loadHealth());
+    const reloj = h.reloj || {};
+    const clockNote = reloj.estado === 'ajustado'
+      ? 'Ajustado por un administrador con la hora de su navegador (sin NTP).'
+      : 'El equipo no tiene la hora correcta (sin red/NTP): las lecturas quedan marcadas y se corregirán de fecha al ajustar la hora.';
     el.innerHTML = html`<dl class="stats" id="health-list">
       <div class="${h.status === 'ok' ? 'good' : 'bad'}"><dt>Estado general</dt><dd>${okTag(h.status === 'ok', 'correcto', 'con fallos')}</dd></div>
       <div><dt>Base de datos</dt><dd>${okTag(h.store === 'ok', 'responde', 'no responde')}</dd></div>
       <div><dt>Escritura de lecturas</dt><dd>${okTag(h.writer === 'ok', 'guardando', 'fallando')}</dd></div>
-      <div class="${h.clock_ok ? '' : 'bad'}"><dt>Reloj</dt><dd>${okTag(h.clock_ok, 'en hora', 'sin sincronizar')}
-        ${h.clock_ok ? '' : html`<br><small>El equipo no tiene la hora correcta (sin red/NTP): las lecturas pueden quedar con fecha errónea.</small>`}</dd></div>
+      <div class="${h.clock_ok ? '' : 'bad'}" id="clock-state"><dt>Reloj</dt><dd>${okTag(h.clock_ok, reloj.estado === 'ajustado' ? 'ajustado' : 'en hora', 'sin sincronizar')}
+        ${h.clock_ok && reloj.estado !== 'ajustado' ? '' : html`<br><small>${clockNote}</small>`}</dd></div>
       <div><dt>Versión</dt><dd>${h.version}</dd></div>
       <div><dt>En marcha desde hace</dt><dd>${duration(h.uptime_s)}</dd></div>
       <div><dt>Navegadores en vivo</dt><dd>${num(h.ws_clients, 0)}</dd></div>

@@ -8,6 +8,7 @@ import { chart } from '../chart.js?v=__V__';
 import { html } from '../dom.js?v=__V__';
 import { age, dateTime, isoUtc, measure, num, parseTs, pct, time, vol, zoneNote } from '../fmt.js?v=__V__';
 import { liveFeed } from '../live.js?v=__V__';
+import { clockBanner } from '../clock.js?v=__V__';
 
 const HISTORY_S = 24 * 3600;
 const BUCKET_S = 600;
@@ -15,6 +16,7 @@ const BUCKET_S = 600;
 export function render(main) {
   main.innerHTML = html`
     <h1>Panel</h1>
+    <div id="clock"></div>
     <div class="statusbar card" >
       <p id="conn" class="pill" role="status">Conectando…</p>
       <p>Última lectura: <strong id="last-age">—</strong> <span class="muted" id="last-at"></span></p>
@@ -133,6 +135,7 @@ export function render(main) {
     try {
       const s = await get('/api/dashboard/stats/');
       if (!alive) return;
+      clockBanner(main.querySelector('#clock'), s.reloj, () => loadStats());
       if (s.ultima_lectura) noteReading(s.ultima_lectura);
       if (s.etapas_activas > 0) {
         stageLine.textContent = '';

@@ -56,14 +56,14 @@ async fn close(sink: &mut Sink, code: u16, reason: &str) {
 /// When the token expires, as a point on the runtime's clock.
 fn expiry(token_exp: i64) -> Instant {
     let left = token_exp
-        .saturating_sub(chrono::Utc::now().timestamp())
+        .saturating_sub(crate::sitetime::now_us() / 1_000_000)
         .max(0);
     Instant::now() + Duration::from_secs(left as u64)
 }
 
 /// Why the feed must end, if it must: (close code, reason).
 async fn recheck(st: &AppState, viewer: &Viewer) -> Option<(u16, &'static str)> {
-    if chrono::Utc::now().timestamp() >= viewer.claims.exp {
+    if crate::sitetime::now_us() / 1_000_000 >= viewer.claims.exp {
         return Some((TOKEN_INVALID, "El token expiró."));
     }
     let store = st.store.clone();

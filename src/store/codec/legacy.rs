@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::reading::{CHANNELS, Reading};
+use crate::reading::{CHANNELS, Reading, TimeMark};
 use crate::store::daily::counter::{Counter, Mark, UNKNOWN_TIME};
 use crate::store::daily::meter::FlowSample;
 use crate::store::daily::{ChannelStats, Daily, Discards, MeterDay, MeterState};
@@ -35,6 +35,29 @@ impl From<ReadingV1> for Reading {
             extra: o.extra,
             sensor_ts_ms: o.sensor_ts_ms,
             source: o.source,
+            clock: TimeMark::Synced,
+        }
+    }
+}
+
+/// A reading as version 2 stored it (length-prefixed channels, no clock mark).
+#[derive(Deserialize)]
+pub(super) struct ReadingV2 {
+    #[serde(with = "crate::store::codec::channel_array")]
+    values: [Option<f64>; CHANNELS],
+    extra: Vec<(String, f64)>,
+    sensor_ts_ms: Option<i64>,
+    source: String,
+}
+
+impl From<ReadingV2> for Reading {
+    fn from(o: ReadingV2) -> Reading {
+        Reading {
+            values: o.values,
+            extra: o.extra,
+            sensor_ts_ms: o.sensor_ts_ms,
+            source: o.source,
+            clock: TimeMark::Synced,
         }
     }
 }
