@@ -298,6 +298,7 @@ mod tests {
                 extra: vec![],
                 sensor_ts_ms: None,
                 source: "t".into(),
+                clock: Default::default(),
             };
             for (ch, v) in values {
                 r.values[*ch as usize] = Some(*v);

@@ -20,6 +20,7 @@ fn reading(fields: &[(Channel, f64)]) -> Reading {
         extra: vec![],
         sensor_ts_ms: None,
         source: "s".into(),
+        clock: Default::default(),
     }
 }
 

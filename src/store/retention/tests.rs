@@ -17,6 +17,7 @@ fn reading(v: f64) -> Reading {
         extra: vec![],
         sensor_ts_ms: None,
         source: "t".into(),
+        clock: Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@ fn reading(presion: f64, extra: Option<f64>) -> Reading {
         extra: extra.map(|v| ("ph".to_string(), v)).into_iter().collect(),
         sensor_ts_ms: None,
         source: "t".into(),
+        clock: Default::default(),
     }
 }
 

@@ -34,7 +34,7 @@ fn a_burst_in_one_microsecond_keeps_every_reading_in_order() {
     )
     .expect("writer");
     let t0 = 1_764_500_000_000_000i64;
-    let n = 3000;
+    let n: i32 = 3000;
     for i in 0..n {
         let mut values = [None; crate::reading::CHANNELS];
         values[0] = Some(f64::from(i));
@@ -43,6 +43,7 @@ fn a_burst_in_one_microsecond_keeps_every_reading_in_order() {
             extra: vec![],
             sensor_ts_ms: None,
             source: "t".into(),
+            clock: Default::default(),
         };
         // A burst stamped in one microsecond, then one stamped a whole second earlier
         // (a clock step back) that must keep its own time.
@@ -112,6 +113,7 @@ fn journaled_readings_a_crash_left_behind_are_stored_once_at_the_next_start() {
                     extra: vec![],
                     sensor_ts_ms: None,
                     source: "t".into(),
+                    clock: Default::default(),
                 };
                 let b = crate::store::codec::encode_reading(&r, Vec::new()).expect("enc");
                 bufs.push((1u64, 1_764_500_000_000_000 + batch * 5 + i, b));
