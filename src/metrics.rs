@@ -327,10 +327,11 @@ pub fn render(s: &Scrape<'_>) -> Result<String, std::fmt::Error> {
         ConstGauge::new(i64::from(s.writer_healthy)),
     );
     if let Ok(meta) = std::fs::metadata(s.store_file) {
+        use std::os::unix::fs::MetadataExt;
         r.register(
             "biogestor_store_file_size_bytes",
-            "Size of the database file on disk",
-            ConstGauge::new(meta.len() as i64),
+            "Space the database file occupies on disk (its allocated blocks)",
+            ConstGauge::new((meta.blocks() * 512) as i64),
         );
     }
     if let Some(u) = s.usage {
