@@ -54,7 +54,10 @@ if [ -z "$MUSL_BIN" ] && [ "${BENCH_ONLY:-}" != storage ]; then
   if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$MUSL_TARGET"; then
     rustup target add "$MUSL_TARGET" >/dev/null
   fi
-  cargo build --release --locked --target "$MUSL_TARGET" --bin biogestor >/dev/null
+  # ring (TLS) compiles a little C: the host's gcc builds it for the musl target too, as
+  # cross-build.sh does for the Raspberry Pi's musl build.
+  CC_x86_64_unknown_linux_musl=${CC_x86_64_unknown_linux_musl:-gcc} \
+    cargo build --release --locked --target "$MUSL_TARGET" --bin biogestor >/dev/null
   MUSL_BIN=target/$MUSL_TARGET/release/biogestor
 fi
 MEM_LOGINS=${BENCH_MEM_LOGINS:-200}
