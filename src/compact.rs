@@ -5,7 +5,8 @@
 use crate::config::ValidConfig;
 use crate::store::{Store, StoreError, writer};
 
-/// Why compaction did not happen; messages say what to do.
+/// Why a command that needs the service stopped (`compact`, `reindex`) did not run; messages
+/// say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum CompactError {
     /// The service holds the store.
