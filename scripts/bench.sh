@@ -122,6 +122,7 @@ stat_json() { curl -fsS -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTT
 # administrator (created before start when missing) and TOKEN set to its access token.
 start_server() {
   HTTP=$(free_port); MQTT=$(free_port)
+  while [ "$MQTT" = "$HTTP" ]; do MQTT=$(free_port); done
   BIOGESTOR_STORAGE__DATA_DIR="$1" "$BIN" user add --username bench --password "$ADMIN_PASS" \
     --email bench@biogestor.example --admin --config config.toml >/dev/null 2>&1 || true
   local t0; t0=$(now)

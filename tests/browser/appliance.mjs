@@ -21,15 +21,25 @@ export const SCREENSHOTS = path.join(ROOT, 'target', 'screenshots');
 export const LAPTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 360, height: 740 };
 
+// Ports already handed out in this process: the kernel may offer the same free port twice in a
+// row, and an appliance given one port for HTTP and MQTT refuses to start.
+const givenPorts = new Set();
+
 async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address();
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!givenPorts.has(port)) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -25,12 +25,22 @@ pub const MQTT_PASS: &str = "clave-de-prueba";
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASS: &str = "Vacas-Pintas-2026";
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, and one this test process has not
+/// handed out before: the kernel may offer the same free port twice in a row,
+/// and an appliance given one port for HTTP and MQTT refuses to start.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// How to start the appliance.
