@@ -26,8 +26,15 @@ pub fn boottime_ms() -> Option<i64> {
 
 /// Sets the system clock (`CLOCK_REALTIME`) to `us` µs since the epoch.
 pub fn set_realtime(us: i64) -> std::io::Result<()> {
+    // 32-bit `time_t` on armv7 cannot hold every i64: refuse instead of wrapping.
+    let secs = us.div_euclid(1_000_000).try_into().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "time outside what this system's clock can hold",
+        )
+    })?;
     let ts = libc::timespec {
-        tv_sec: us.div_euclid(1_000_000) as libc::time_t,
+        tv_sec: secs,
         tv_nsec: (us.rem_euclid(1_000_000) * 1000) as _,
     };
     // SAFETY: the pointer is to a valid `timespec` we own; the kernel only reads it.
