@@ -40,9 +40,13 @@ impl Central {
     fn start(password: Option<(&str, &str)>, tls: bool) -> Central {
         let dir = tempfile::tempdir().expect("tmp");
         let port = common::free_port();
+        // Started as root, Mosquitto would switch to its own user and could not read the
+        // test's files: it stays the user running the test.
+        let me = Command::new("id").arg("-un").output().expect("id");
+        let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
         let mut conf = format!(
-            "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n\
-             log_dest file {}/mosquitto.log\nlog_type all\n",
+            "user {me}\nlistener {port} 127.0.0.1\npersistence true\n\
+             persistence_location {}/\nlog_dest file {}/mosquitto.log\nlog_type all\n",
             dir.path().display(),
             dir.path().display()
         );
@@ -465,6 +469,7 @@ async fn refused_credentials_are_shown_and_not_retried_in_a_loop() {
     ));
     let p = Publisher::sensor(app.mqtt_port, "sensor-d").await;
     publish(&p, 0, 10, 100).await;
+    assert_eq!(app.wait_readings(10, Duration::from_secs(10)).await, 10);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut s = bridge_status(&app).await;
     while s["credenciales_rechazadas"] != true && Instant::now() < deadline {
@@ -492,4 +497,53 @@ async fn refused_credentials_are_shown_and_not_retried_in_a_loop() {
     );
     // The readings stay queued for when the password is fixed.
     assert_eq!(bridge_status(&app).await["pendientes"], 10);
+}
+
+/// A measurement, not a check: an hour of readings at 10/s (36,000) stored while the central
+/// broker is down, then the time the bridge takes to send them, the forwarded rate and the
+/// bytes per reading on the wire. `BRIDGE_BACKFILL_PER_S` sets `max_backfill_per_s` (default
+/// 200, the shipped value; a high value measures the sustained forwarding rate):
+///
+/// ```text
+/// cargo test --release --test bridge -- --ignored --nocapture measure_backfill
+/// BRIDGE_BACKFILL_PER_S=100000 cargo test --release --test bridge -- --ignored --nocapture measure_backfill
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_backfill_after_an_hour_outage() {
+    const N: u64 = 36_000;
+    let rate: u64 = std::env::var("BRIDGE_BACKFILL_PER_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut central = Central::start(None, false);
+    let port = central.port;
+    central.pause();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let app = Appliance::start(bridge_opts(&url, &format!("max_backfill_per_s = {rate}")));
+    let p = Publisher::sensor(app.mqtt_port, "sensor-m").await;
+    for chunk in 0..N / 1000 {
+        publish(&p, chunk * 1000, 1000, 4000).await;
+        app.wait_readings((chunk + 1) * 1000, Duration::from_secs(30))
+            .await;
+    }
+    assert_eq!(app.wait_readings(N, Duration::from_secs(30)).await, N);
+    central.resume();
+    let got = subscribe(port, None, None).await;
+    let start = Instant::now();
+    let s = wait_drained(&app, Duration::from_secs(3600)).await;
+    let took = start.elapsed();
+    assert_eq!(s["pendientes"], 0, "{s}");
+    while (got.len() as u64) < N && start.elapsed() < took + Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_complete(&app, &got).await;
+    eprintln!(
+        "backfill of {N} readings at max_backfill_per_s = {rate}: {:.1} s ({:.0} readings/s), \
+         {} bytes per reading (payload), {} messages",
+        took.as_secs_f64(),
+        N as f64 / took.as_secs_f64(),
+        s["bytes_por_lectura"],
+        s["mensajes"]
+    );
 }

@@ -115,4 +115,31 @@ mod tests {
                 .is_some_and(|t| t.starts_with("1970-01-01T00:00:00"))
         );
     }
+
+    #[test]
+    fn the_published_schemas_name_every_field_sent() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../docs/schemas/lecturas.v1.schema.json"))
+                .expect("lecturas schema is JSON");
+        assert_eq!(schema["properties"]["v"]["const"], SCHEMA_VERSION);
+        let props = &schema["$defs"]["reading"]["properties"];
+        for name in Channel::ALL
+            .map(Channel::name)
+            .iter()
+            .chain(&["ts", "stage", "seq", "reloj"])
+        {
+            assert!(props.get(*name).is_some(), "{name} missing from the schema");
+        }
+        let estado: Value =
+            serde_json::from_str(include_str!("../../docs/schemas/estado.v1.schema.json"))
+                .expect("estado schema is JSON");
+        let sent: Value =
+            serde_json::from_slice(&status_payload("f1", true, chrono_tz::UTC, Some(3))).unwrap();
+        for key in sent.as_object().expect("object").keys() {
+            assert!(
+                estado["properties"].get(key).is_some(),
+                "{key} missing from the schema"
+            );
+        }
+    }
 }

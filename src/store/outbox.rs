@@ -3,13 +3,16 @@
 //! same transaction, and queues its key here; the bridge removes the entries the central
 //! broker acknowledged. The queue is the durable cursor: what is in it has not been confirmed.
 //!
-//! `seq` is `max(previous seq + 1, commit time in µs)`. It grows strictly in commit order, so
-//! it never repeats while the store lives, and it stays ahead of every number handed out
-//! before even after a backup from the past is restored (the counter then restarts from the
-//! backup's value, but the time has moved on). Receive times cannot serve: they are unique
-//! only per stage, go backwards when the clock steps back, and re-dating after a clock
-//! correction changes them (and the reading's key), so the queue follows the key
-//! ([`Rekey`]).
+//! `seq` is `max(previous seq + 1, the reading's receive time in µs)`, given in commit order.
+//! It grows strictly, so it never repeats while the store lives, and it stays ahead of every
+//! number handed out before even after a backup from the past is restored (the counter then
+//! restarts from the backup's value, but the time has moved on). It depends only on the
+//! readings and their order, not on when the commit runs: after a power cut the writer
+//! replays its journal over the last durable state and every replayed reading gets the seq
+//! it had before (the central side may already hold it). Receive times alone cannot serve:
+//! they are unique only per stage, go backwards when the clock steps back, and re-dating
+//! after a clock correction changes them (and the reading's key), so the queue follows the
+//! key ([`Rekey`]).
 
 use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use redb::{Table, WriteTransaction};
@@ -50,11 +53,10 @@ pub fn enqueue(txn: &WriteTransaction, keys: &[(u64, i64)]) -> Result<(), StoreE
     }
     let mut meta = txn.open_table(META)?;
     let mut seq = meta.get(meta_key::LAST_SEQ)?.map_or(0, |v| v.value());
-    let now = crate::sitetime::now_us().max(0) as u64;
     let mut outbox = txn.open_table(OUTBOX)?;
     let mut by_key = txn.open_table(OUTBOX_KEYS)?;
     for key in keys {
-        seq = (seq + 1).max(now);
+        seq = (seq + 1).max(key.1.max(0) as u64);
         outbox.insert(seq, *key)?;
         by_key.insert(*key, seq)?;
     }

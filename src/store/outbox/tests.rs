@@ -58,7 +58,7 @@ fn every_reading_gets_a_seq_that_never_repeats_even_when_times_do() {
         "strictly increasing"
     );
     assert!(q.iter().all(|r| r.reading.is_some()));
-    assert!(q[0].seq >= now as u64, "at least the commit time in µs");
+    assert!(q[0].seq >= now as u64, "at least the receive time in µs");
     let st = store.outbox_state().expect("state");
     assert_eq!((st.waiting, st.tail_seq), (4, q[3].seq));
 
