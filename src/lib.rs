@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod clock;

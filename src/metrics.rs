@@ -186,6 +186,8 @@ pub struct Scrape<'a> {
     pub writer_healthy: bool,
     /// Room the store takes and has left (absent when it could not be read).
     pub usage: Option<&'a Usage>,
+    /// The bridge to a central broker (absent when `[bridge]` is off).
+    pub bridge: Option<&'a crate::bridge::Snapshot>,
 }
 
 /// Resident memory of this process in bytes, from `/proc/self/status` (`VmRSS`, exact
@@ -337,6 +339,9 @@ pub fn render(s: &Scrape<'_>) -> Result<String, std::fmt::Error> {
     if let Some(u) = s.usage {
         register_usage(&mut r, u);
     }
+    if let Some(b) = s.bridge {
+        crate::bridge::metrics::register(&mut r, b);
+    }
     if let Some(rss) = resident_memory_bytes() {
         r.register(
             "process_resident_memory_bytes",
@@ -369,6 +374,7 @@ mod tests {
         let text = render(&Scrape {
             store_file: Path::new("/nonexistent"),
             usage: None,
+            bridge: None,
             ws_clients: 2,
             uptime: Duration::from_secs(5),
             writer_healthy: true,

@@ -53,6 +53,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Clock(#[from] crate::clock::monitor::CheckError),
+    #[error(transparent)]
+    BridgeTls(#[from] crate::bridge::tls::BridgeTlsError),
 }
 
 /// Binds one of the HTTP listeners, naming its key if the address cannot be used.
@@ -151,6 +153,7 @@ pub async fn run(
         retention_stop.clone(),
     )?;
     clock.run(writer.clone())?;
+    let bridge = crate::bridge::start(&cfg, &store, shutdown.clone())?;
     let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);
     let sensors = SensorRegistry::load(&store)?;
     let sensor_persister = sensors::Persister::spawn(sensors.clone(), store.clone())?;
@@ -198,6 +201,7 @@ pub async fn run(
 
     let state = AppState {
         clock: clock.clone(),
+        bridge,
         store: store.clone(),
         live,
         config: cfg.clone(),

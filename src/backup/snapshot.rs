@@ -112,7 +112,9 @@ pub fn snapshot(store: &Store, dest: &Path) -> Result<SnapshotInfo, BackupError>
             + copy_table(&src, &dst, REVOKED)?
             + copy_table(&src, &dst, SENSORS)?
             + copy_table(&src, &dst, ROLLUPS)?
-            + copy_table(&src, &dst, CONSUMERS)?)
+            + copy_table(&src, &dst, CONSUMERS)?
+            + copy_table(&src, &dst, crate::store::outbox::OUTBOX)?
+            + copy_table(&src, &dst, crate::store::outbox::OUTBOX_KEYS)?)
     };
     let rows = match copy() {
         Ok(rows) => rows,

@@ -44,6 +44,7 @@ impl ValidConfig {
         WriterConfig {
             journal_bytes: s.journal_mb << 20,
             checkpoint_interval: Duration::from_secs(s.checkpoint_interval_s),
+            forward: self.raw.bridge.enabled(),
             ..WriterConfig::new(
                 self.commit_interval,
                 s.commit_max_readings as usize,
@@ -289,6 +290,7 @@ impl Config {
         )?;
         check_http(&self.http)?;
         self.clock.validate()?;
+        self.bridge.validate()?;
         if m.topics.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "mqtt.topics".into(),

@@ -163,8 +163,19 @@ async fn metrics_handler(State(st): State<AppState>) -> Result<Response, ApiErro
     let usage = blocking(move || crate::store::usage::usage(&store))
         .await
         .ok();
+    let bridge = match st.bridge.clone() {
+        Some(b) => {
+            let store = st.store.clone();
+            let queue = blocking(move || store.outbox_state())
+                .await
+                .unwrap_or_default();
+            Some(b.snapshot(queue))
+        }
+        None => None,
+    };
     let body = metrics::render(&metrics::Scrape {
         usage: usage.as_ref(),
+        bridge: bridge.as_ref(),
         store_file: st.store.path(),
         ws_clients: st.live.clients(),
         uptime: st.started.elapsed(),

@@ -5,6 +5,7 @@
 mod accounts;
 pub mod admin;
 mod assets;
+mod bridge;
 mod clock;
 mod dashboard;
 pub mod error;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub ws_slots: WsSlots,
     /// The field clock: its state, and setting it from an administrator's browser.
     pub clock: crate::clock::FieldClock,
+    /// The bridge to a central broker (None when `[bridge]` is off).
+    pub bridge: Option<crate::bridge::BridgeStatus>,
 }
 
 /// Every route of the API with its handler, from each resource's own table.
@@ -84,6 +87,7 @@ fn declared() -> Vec<routes::Route> {
         stages::routes(),
         production::routes(),
         reports::routes(),
+        bridge::routes(),
     ]
     .into_iter()
     .flatten()

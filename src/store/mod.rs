@@ -5,6 +5,7 @@ pub mod codec;
 pub mod daily;
 pub mod instance;
 pub mod journal;
+pub mod outbox;
 mod queries;
 pub mod redate;
 pub mod reindex;

@@ -82,6 +82,7 @@ fn move_readings(
     progress: &dyn Fn(),
 ) -> Result<u64, StoreError> {
     let mut t = txn.open_table(READINGS)?;
+    let mut queue = super::outbox::Rekey::open(txn)?;
     let mut moved = 0u64;
     for stage in stages_with_readings(&t)? {
         let mut cursor = from_us;
@@ -112,6 +113,7 @@ fn move_readings(
                 }
                 buf = encode_reading(r, buf)?;
                 t.insert((stage, key), buf.as_slice())?;
+                queue.moved((stage, *ts), (stage, key))?;
             }
             moved += batch.len() as u64;
             progress();

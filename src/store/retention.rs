@@ -12,6 +12,11 @@
 //! still grows, or the writer cannot commit, a share of the oldest readings is pruned and the
 //! freed pages made reusable with a synced commit, until the store stops growing.
 //!
+//! Readings still queued for the bridge to a central broker ([`super::outbox`]) are kept too,
+//! unless the disk is critically full (the writer cannot commit, or less than half of
+//! `storage.min_free_mb` is free) and nothing else can go: then the oldest are pruned and the
+//! seq range lost is recorded for the bridge's status and logged.
+//!
 //! A small reserve file (`biogestor.reserve`) is kept beside the store while there is room:
 //! when the disk is full it is deleted first, so the prune itself has space to commit.
 
@@ -23,6 +28,7 @@ use std::time::Duration;
 
 use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use super::outbox::{self, OUTBOX_KEYS};
 use super::tables::{CONSUMERS, META, READINGS, meta_key};
 use super::{Store, StoreError, rollups};
 
@@ -75,9 +81,25 @@ impl Store {
     /// Removes raw readings received before `before_us` (and no others that must be kept),
     /// oldest first, at most `limit`, in transactions of at most [`CHUNK`]. Returns how many.
     pub fn prune_raw(&self, before_us: i64, limit: u64) -> Result<u64, StoreError> {
+        self.prune_raw_with(before_us, limit, true)
+    }
+
+    /// [`Store::prune_raw`] that may also prune readings still queued for the bridge (when
+    /// the disk is critically full).
+    pub fn prune_raw_queued(&self, before_us: i64, limit: u64) -> Result<u64, StoreError> {
+        self.prune_raw_with(before_us, limit, false)
+    }
+
+    fn prune_raw_with(
+        &self,
+        before_us: i64,
+        limit: u64,
+        keep_queued: bool,
+    ) -> Result<u64, StoreError> {
         let mut removed = 0u64;
         while removed < limit {
-            let n = self.prune_chunk(before_us, (limit - removed).min(CHUNK as u64) as usize)?;
+            let max = (limit - removed).min(CHUNK as u64) as usize;
+            let n = self.prune_chunk(before_us, max, keep_queued)?;
             if n == 0 {
                 break;
             }
@@ -87,7 +109,12 @@ impl Store {
     }
 
     /// One transaction of [`Store::prune_raw`]: the oldest readings across stages.
-    fn prune_chunk(&self, before_us: i64, max: usize) -> Result<u64, StoreError> {
+    fn prune_chunk(
+        &self,
+        before_us: i64,
+        max: usize,
+        keep_queued: bool,
+    ) -> Result<u64, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(Durability::None)
             .map_err(|e| StoreError::Db(e.into()))?;
@@ -96,6 +123,11 @@ impl Store {
             let mut limit = before_us;
             for row in consumers.iter()? {
                 limit = limit.min(row?.1.value());
+            }
+            if keep_queued
+                && let Some(oldest) = outbox::oldest_queued_us(&txn.open_table(OUTBOX_KEYS)?)?
+            {
+                limit = limit.min(oldest);
             }
             limit
         };
@@ -150,6 +182,15 @@ impl Store {
             return Ok(0);
         }
         let newest = keys.iter().map(|k| k.1).max().unwrap_or(i64::MIN);
+        if let Some((n, first, last)) = outbox::drop_pruned(&txn, &keys)? {
+            tracing::error!(
+                readings = n,
+                seq_first = first,
+                seq_last = last,
+                "disk critically full: readings not yet forwarded to the central broker were \
+                 pruned; the central side will miss this seq range"
+            );
+        }
         {
             let mut readings = txn.open_table(READINGS)?;
             for k in &keys {
@@ -224,6 +265,10 @@ impl Pruner {
             // A share of the oldest readings, enough to absorb a while of growth.
             let share = (self.store.raw_count()? / 50).max(10_000);
             done.for_space = self.store.prune_raw(i64::MAX, share)?;
+            let critical = !healthy || free < self.policy.min_free_bytes / 2;
+            if done.for_space == 0 && critical {
+                done.for_space = self.store.prune_raw_queued(i64::MAX, share)?;
+            }
             if done.for_space > 0 {
                 tracing::warn!(
                     pruned = done.for_space,

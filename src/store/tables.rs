@@ -94,5 +94,6 @@ pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(SENSORS)?;
     txn.open_table(ROLLUPS)?;
     txn.open_table(CONSUMERS)?;
+    super::outbox::create_tables(txn)?;
     Ok(())
 }

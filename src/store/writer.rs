@@ -132,6 +132,8 @@ pub struct WriterConfig {
     pub journal_bytes: u64,
     /// Longest time between durable database commits while the journal is in use.
     pub checkpoint_interval: Duration,
+    /// Queue every committed reading for the bridge to a central broker (`[bridge]` on).
+    pub forward: bool,
 }
 
 impl WriterConfig {
@@ -143,6 +145,7 @@ impl WriterConfig {
             meter,
             journal_bytes: 4 << 20,
             checkpoint_interval: Duration::from_secs(600),
+            forward: false,
         }
     }
 }
@@ -553,10 +556,16 @@ impl Writer {
             if self.journaled.is_none() {
                 items.extend(self.batch.iter().cloned());
             }
-            let newest = apply::write_items(txn, tz, rules, caches, items.iter())?;
+            let newest =
+                apply::write_items(txn, (tz, rules, self.cfg.forward), caches, items.iter())?;
             return Ok((items.len(), newest, seq.or(Some(self.applied_seq))));
         }
-        let newest = apply::write_items(txn, tz, rules, caches, self.batch.iter())?;
+        let newest = apply::write_items(
+            txn,
+            (tz, rules, self.cfg.forward),
+            caches,
+            self.batch.iter(),
+        )?;
         Ok((self.batch.len(), newest, self.journaled))
     }
 

@@ -5,6 +5,7 @@
 import { can, get, serverNow } from '../api.js?v=__V__';
 import { html } from '../dom.js?v=__V__';
 import { clockBanner } from '../clock.js?v=__V__';
+import { loadBridge } from './puente.js?v=__V__';
 import { age, dateTime, duration, num, parseTs, zoneNote } from '../fmt.js?v=__V__';
 
 function okTag(ok, good, bad) {
@@ -38,7 +39,7 @@ export function render(main) {
   main.innerHTML = html`<h1>Estado del equipo</h1>
     <div id="clock"></div>
     <section aria-labelledby="health-h"><h2 id="health-h">Servicio</h2><div id="health"><p class="muted">Cargando…</p></div></section>
-    ${can('VerDashboard') ? html`<section aria-labelledby="counts-h"><h2 id="counts-h">Lecturas y mensajes</h2><div id="counts"><p class="muted">Cargando…</p></div></section>` : ''}
+    ${can('VerDashboard') ? html`<section aria-labelledby="counts-h"><h2 id="counts-h">Lecturas y mensajes</h2><div id="counts"><p class="muted">Cargando…</p></div><div id="bridge"></div></section>` : ''}
     <p class="hint" id="refreshed"></p>`;
   let alive = true;
 
@@ -100,7 +101,8 @@ export function render(main) {
   }
 
   async function refresh() {
-    await Promise.all([loadHealth(), loadCounts()]);
+    const bridge = main.querySelector('#bridge');
+    await Promise.all([loadHealth(), loadCounts(), bridge ? loadBridge(bridge) : null]);
     if (alive) main.querySelector('#refreshed').textContent = `Se actualiza cada 10 s. Horas: ${zoneNote()}.`;
   }
   refresh();

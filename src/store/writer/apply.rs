@@ -42,12 +42,11 @@ impl Caches {
     }
 }
 
-/// Inserts `items` and updates daily aggregates, meter states and rollups; returns the newest
-/// receive time written.
+/// Inserts `items` and updates daily aggregates, meter states and rollups (and, with
+/// `forward`, queues them for the bridge); returns the newest receive time written.
 pub(super) fn write_items<'a>(
     txn: &WriteTransaction,
-    tz: chrono_tz::Tz,
-    rules: MeterRules,
+    (tz, rules, forward): (chrono_tz::Tz, MeterRules, bool),
     caches: &mut Caches,
     items: impl Iterator<Item = &'a Incoming>,
 ) -> Result<Option<i64>, StoreError> {
@@ -56,6 +55,7 @@ pub(super) fn write_items<'a>(
     let mut rollup = RollupFold::default();
     let mut newest = None;
     let mut buf = Vec::with_capacity(256);
+    let mut written = Vec::new();
     {
         let mut readings = txn.open_table(READINGS)?;
         let rollup_table = txn.open_table(ROLLUPS)?;
@@ -91,6 +91,9 @@ pub(super) fn write_items<'a>(
             }
             buf = encode_reading(&item.reading, buf)?;
             readings.insert((stage, ts), buf.as_slice())?;
+            if forward {
+                written.push((stage, ts));
+            }
             caches.last_key.insert(stage, last.max(ts));
             newest = newest.max(Some(ts));
             fold.apply(stage, ts, &item.reading, &mut load)?;
@@ -99,6 +102,7 @@ pub(super) fn write_items<'a>(
             }
         }
     }
+    crate::store::outbox::enqueue(txn, &written)?;
     rollup.finish(&mut txn.open_table(ROLLUPS)?)?;
     let (days, touched) = fold.finish();
     let mut daily = txn.open_table(DAILY)?;

@@ -1,0 +1,145 @@
+//! The messages sent to the central broker, as described by the JSON Schemas in
+//! `docs/schemas/` (version [`SCHEMA_VERSION`]): topics and payloads.
+
+use chrono_tz::Tz;
+use serde_json::{Map, Value, json};
+
+use crate::reading::Channel;
+use crate::sitetime::rfc3339;
+use crate::store::outbox::Queued;
+
+/// Version of the message schemas; a change that could break a consumer raises it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `<topic_prefix>/<site_id>`.
+pub fn base(prefix: &str, site: &str) -> String {
+    format!("{prefix}/{site}")
+}
+
+/// Topic of the reading batches.
+pub fn readings_topic(base: &str) -> String {
+    format!("{base}/lecturas")
+}
+
+/// Topic of the retained status (and of the last will).
+pub fn status_topic(base: &str) -> String {
+    format!("{base}/estado")
+}
+
+// A topic for alarms (`<base>/alarmas`) belongs here once the appliance raises alarms.
+
+/// One reading: its fields, `ts`, `stage`, `seq` (and `reloj` when its time was stamped by
+/// an unsynchronised clock or re-dated since).
+fn reading_json(tz: Tz, q: &Queued) -> Option<Value> {
+    let r = q.reading.as_ref()?;
+    let mut m = Map::new();
+    for (name, v) in &r.extra {
+        m.insert(name.clone(), Value::from(*v));
+    }
+    for c in Channel::ALL {
+        if let Some(v) = r.get(c) {
+            m.insert(c.name().into(), Value::from(v));
+        }
+    }
+    m.insert("ts".into(), Value::from(rfc3339(tz, q.ts_us)));
+    m.insert("stage".into(), Value::from(q.stage));
+    m.insert("seq".into(), Value::from(q.seq));
+    if let Some(mark) = r.clock.label() {
+        m.insert("reloj".into(), Value::from(mark));
+    }
+    Some(Value::Object(m))
+}
+
+/// A batch on `.../lecturas`: `{"v": 1, "site": ..., "readings": [...]}`. Queue entries
+/// whose reading is gone are left out (they are only removed from the queue).
+pub fn readings_payload(tz: Tz, site: &str, batch: &[Queued]) -> Vec<u8> {
+    let readings: Vec<Value> = batch.iter().filter_map(|q| reading_json(tz, q)).collect();
+    let body = json!({ "v": SCHEMA_VERSION, "site": site, "readings": readings });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The retained status on `.../estado`. `online: false` is also the last will.
+pub fn status_payload(site: &str, online: bool, tz: Tz, waiting: Option<u64>) -> Vec<u8> {
+    let mut body = json!({
+        "v": SCHEMA_VERSION,
+        "site": site,
+        "estado": if online { "en_linea" } else { "desconectado" },
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    if online {
+        body["ts"] = Value::from(rfc3339(tz, crate::sitetime::now_us()));
+    }
+    if let Some(n) = waiting {
+        body["pendientes"] = Value::from(n);
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::{CHANNELS, Reading};
+
+    #[test]
+    fn a_batch_carries_fields_time_stage_and_seq() {
+        let mut values = [None; CHANNELS];
+        values[Channel::ALL[0] as usize] = Some(21.5);
+        let q = Queued {
+            seq: 1_764_000_000_000_001,
+            stage: 3,
+            ts_us: 0,
+            reading: Some(Reading {
+                values,
+                extra: vec![("ph".into(), 7.1)],
+                sensor_ts_ms: None,
+                source: "Prueba".into(),
+                clock: Default::default(),
+            }),
+        };
+        let gone = Queued {
+            reading: None,
+            ..q.clone()
+        };
+        let v: Value =
+            serde_json::from_slice(&readings_payload(chrono_tz::UTC, "f1", &[q, gone])).unwrap();
+        assert_eq!(v["v"], 1);
+        let r = &v["readings"];
+        assert_eq!(r.as_array().map(Vec::len), Some(1));
+        assert_eq!(r[0]["seq"], 1_764_000_000_000_001u64);
+        assert_eq!(r[0]["stage"], 3);
+        assert_eq!(r[0]["ph"], 7.1);
+        assert_eq!(r[0][Channel::ALL[0].name()], 21.5);
+        assert!(
+            r[0]["ts"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("1970-01-01T00:00:00"))
+        );
+    }
+
+    #[test]
+    fn the_published_schemas_name_every_field_sent() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../docs/schemas/lecturas.v1.schema.json"))
+                .expect("lecturas schema is JSON");
+        assert_eq!(schema["properties"]["v"]["const"], SCHEMA_VERSION);
+        let props = &schema["$defs"]["reading"]["properties"];
+        for name in Channel::ALL
+            .map(Channel::name)
+            .iter()
+            .chain(&["ts", "stage", "seq", "reloj"])
+        {
+            assert!(props.get(*name).is_some(), "{name} missing from the schema");
+        }
+        let estado: Value =
+            serde_json::from_str(include_str!("../../docs/schemas/estado.v1.schema.json"))
+                .expect("estado schema is JSON");
+        let sent: Value =
+            serde_json::from_slice(&status_payload("f1", true, chrono_tz::UTC, Some(3))).unwrap();
+        for key in sent.as_object().expect("object").keys() {
+            assert!(
+                estado["properties"].get(key).is_some(),
+                "{key} missing from the schema"
+            );
+        }
+    }
+}

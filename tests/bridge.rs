@@ -1,0 +1,549 @@
+//! The bridge to a central broker against a real Mosquitto started by each test: every
+//! committed reading arrives despite a central outage and a SIGKILL of the appliance
+//! (duplicates only with the same seq), the backlog is sent at the configured rate, TLS with a
+//! test CA, and refused credentials shown in the status API without a tight retry loop.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{Value, json};
+
+use common::{Appliance, Options, Publisher};
+
+const SITE: &str = "finca-1";
+const TOPIC: &str = "biogestor/finca-1/lecturas";
+
+fn mosquitto_bin() -> PathBuf {
+    let sbin = Path::new("/usr/sbin/mosquitto");
+    if sbin.exists() {
+        sbin.to_path_buf()
+    } else {
+        PathBuf::from("mosquitto")
+    }
+}
+
+/// A Mosquitto on a free loopback port, with persistence (a restart keeps the subscriber's
+/// session) and an optional password and TLS listener.
+struct Central {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Central {
+    fn start(password: Option<(&str, &str)>, tls: bool) -> Central {
+        let dir = tempfile::tempdir().expect("tmp");
+        let port = common::free_port();
+        // Started as root, Mosquitto would switch to its own user and could not read the
+        // test's files: it stays the user running the test.
+        let me = Command::new("id").arg("-un").output().expect("id");
+        let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+        let mut conf = format!(
+            "user {me}\nlistener {port} 127.0.0.1\npersistence true\n\
+             persistence_location {}/\nlog_dest file {}/mosquitto.log\nlog_type all\n",
+            dir.path().display(),
+            dir.path().display()
+        );
+        match password {
+            Some((user, pass)) => {
+                let file = dir.path().join("passwd");
+                let ok = Command::new("mosquitto_passwd")
+                    .args(["-c", "-b"])
+                    .arg(&file)
+                    .args([user, pass])
+                    .status()
+                    .expect("mosquitto_passwd");
+                assert!(ok.success());
+                conf.push_str(&format!(
+                    "allow_anonymous false\npassword_file {}\n",
+                    file.display()
+                ));
+            }
+            None => conf.push_str("allow_anonymous true\n"),
+        }
+        if tls {
+            make_ca(dir.path());
+            let d = dir.path().display();
+            conf.push_str(&format!(
+                "cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
+            ));
+        }
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("conf");
+        let mut c = Central {
+            dir,
+            port,
+            child: None,
+        };
+        c.resume();
+        c
+    }
+
+    fn resume(&mut self) {
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it cleanly (SIGTERM, so the persistent sessions are saved).
+    fn pause(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it.
+fn make_ca(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// What a subscriber on the central broker received: every reading object, with arrival time.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(Instant, Value)>>>);
+
+impl Received {
+    fn readings(&self) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// A persistent-session subscriber on `TOPIC` that reconnects by itself.
+async fn subscribe(port: u16, creds: Option<(&str, &str)>, ca: Option<PathBuf>) -> Received {
+    let mut opts = MqttOptions::new("central-consumer", "127.0.0.1", port);
+    opts.set_clean_session(false)
+        .set_keep_alive(Duration::from_secs(5))
+        .set_max_packet_size(4 << 20, 4 << 20);
+    if let Some((u, p)) = creds {
+        opts.set_credentials(u, p);
+    }
+    if let Some(ca) = ca {
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let ca = std::fs::read(ca).expect("ca");
+        opts.set_transport(rumqttc::Transport::tls(ca, None, None));
+    }
+    let (client, mut el) = AsyncClient::new(opts, 100);
+    client
+        .subscribe(TOPIC, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    let got = Received::default();
+    let sink = got.clone();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _client = client;
+        let mut ready = Some(ready_tx);
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(t) = ready.take() {
+                        let _ = t.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let v: Value = serde_json::from_slice(&p.payload).expect("JSON batch");
+                    assert_eq!(v["v"], 1);
+                    assert_eq!(v["site"], SITE);
+                    let now = Instant::now();
+                    let mut g = sink.0.lock().unwrap();
+                    for r in v["readings"].as_array().expect("readings array") {
+                        g.push((now, r.clone()));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        .await
+        .expect("subscribed")
+        .expect("subscribed");
+    got
+}
+
+fn bridge_opts(url: &str, more: &str) -> Options {
+    Options {
+        extra_toml: format!("\n[bridge]\nurl = \"{url}\"\nsite_id = \"{SITE}\"\n{more}\n"),
+        ..Options::default()
+    }
+}
+
+/// Publishes `n` numbered readings at `per_s`, starting at number `from`.
+async fn publish(p: &Publisher, from: u64, n: u64, per_s: u64) {
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + Duration::from_secs_f64(i as f64 / per_s as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let body = json!({"temperatura": 35.0, "n": (from + i) as f64});
+        let _ = p
+            .client
+            .try_publish("Prueba", QoS::AtLeastOnce, false, body.to_string());
+    }
+}
+
+async fn bridge_status(app: &Appliance) -> Value {
+    app.get_json("/api/puente/").await
+}
+
+async fn wait_drained(app: &Appliance, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = bridge_status(app).await;
+        if s["pendientes"] == 0 && s["conectado"] == true || Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Checks that the central side has every reading the appliance stored, and that a reading
+/// received twice carries the same seq both times (and one seq names one reading).
+async fn assert_complete(app: &Appliance, got: &Received) {
+    let stored = app.all_readings().await;
+    let mut seq_of: HashMap<u64, u64> = HashMap::new();
+    let mut n_of: HashMap<u64, u64> = HashMap::new();
+    for r in got.readings() {
+        let n = r["n"].as_f64().expect("n") as u64;
+        let seq = r["seq"].as_u64().expect("seq");
+        assert_eq!(
+            *seq_of.entry(n).or_insert(seq),
+            seq,
+            "reading {n} with two seqs"
+        );
+        assert_eq!(
+            *n_of.entry(seq).or_insert(n),
+            n,
+            "seq {seq} on two readings"
+        );
+    }
+    let missing: Vec<u64> = stored
+        .iter()
+        .map(|r| r["n"].as_f64().expect("n") as u64)
+        .filter(|n| !seq_of.contains_key(n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} stored readings never reached the central broker: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    assert_eq!(
+        seq_of.len(),
+        stored.len(),
+        "the central side has readings the appliance does not"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_committed_reading_reaches_the_central_broker_across_outages_and_a_sigkill() {
+    let mut central = Central::start(Some(("finca1", "clave-central")), false);
+    let got = subscribe(central.port, Some(("finca1", "clave-central")), None).await;
+    let url = format!("mqtt://127.0.0.1:{}", central.port);
+    let mut app = Appliance::start(bridge_opts(
+        &url,
+        "username = \"finca1\"\npassword = \"clave-central\"\nmax_backfill_per_s = 400",
+    ));
+    let t0 = Instant::now();
+    // 0-10 s: live; 10-30 s: the central broker is down; 40 s: SIGKILL and restart; 60 s: end.
+    let p = Publisher::sensor(app.mqtt_port, "sensor-a").await;
+    publish(&p, 0, 500, 50).await;
+    central.pause();
+    publish(&p, 500, 1000, 50).await;
+    let waiting = bridge_status(&app).await;
+    assert_eq!(waiting["conectado"], false, "{waiting}");
+    assert!(
+        waiting["pendientes"].as_u64().unwrap_or(0) > 500,
+        "{waiting}"
+    );
+    central.resume();
+    publish(&p, 1500, 500, 50).await;
+    app.signal("KILL", Duration::from_secs(5));
+    drop(p);
+    app.restart();
+    let p = Publisher::sensor(app.mqtt_port, "sensor-a").await;
+    publish(&p, 2000, 1000, 50).await;
+    eprintln!("published for {:?}", t0.elapsed());
+    let s = wait_drained(&app, Duration::from_secs(60)).await;
+    assert_eq!(s["pendientes"], 0, "{s}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = app.stats().await["lecturas_total"].as_u64().unwrap_or(0);
+    assert!(
+        stored >= 2900,
+        "most published readings were stored: {stored}"
+    );
+    assert_complete(&app, &got).await;
+    eprintln!(
+        "stored {stored}, received {} (duplicates {}), status {s}",
+        got.len(),
+        got.len() as u64 - stored
+    );
+    // /metrics shows the bridge too.
+    let metrics = app
+        .client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    let text = metrics.text().await.expect("text");
+    assert!(text.contains("biogestor_bridge_connected 1"), "{text}");
+    assert!(
+        text.contains("biogestor_bridge_readings_waiting 0"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_is_sent_at_the_configured_rate_while_live_readings_flow() {
+    let mut central = Central::start(None, false);
+    let port = central.port;
+    central.pause();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let app = Appliance::start(bridge_opts(&url, "max_backfill_per_s = 200"));
+    let p = Publisher::sensor(app.mqtt_port, "sensor-b").await;
+    publish(&p, 0, 1000, 1000).await;
+    assert!(app.wait_readings(1000, Duration::from_secs(20)).await >= 1000);
+    central.resume();
+    let got = subscribe(port, None, None).await;
+    // Live readings during the backfill.
+    let live = publish(&p, 1000, 100, 20);
+    let drained = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while got.len() < 1100 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::join!(live, drained);
+    assert_complete(&app, &got).await;
+    let arrivals = got.0.lock().unwrap().clone();
+    let backlog: Vec<Instant> = arrivals
+        .iter()
+        .filter(|(_, r)| r["n"].as_f64().unwrap_or(0.0) < 1000.0)
+        .map(|(t, _)| *t)
+        .collect();
+    let span = *backlog.iter().max().unwrap() - *backlog.iter().min().unwrap();
+    // 1000 readings at 200/s: about 5 s (the first batch of 100 goes at once).
+    assert!(
+        span >= Duration::from_millis(4000),
+        "backlog sent in {span:?}"
+    );
+    // Live readings were not held back behind the whole backlog.
+    let first_live = arrivals
+        .iter()
+        .filter(|(_, r)| r["n"].as_f64().unwrap_or(0.0) >= 1000.0)
+        .map(|(t, _)| *t)
+        .min()
+        .expect("live readings");
+    assert!(
+        first_live < *backlog.iter().max().unwrap(),
+        "live readings waited for the backlog"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_over_tls_to_a_broker_signed_by_a_test_ca() {
+    let central = Central::start(None, true);
+    let got = subscribe(central.port, None, Some(central.ca())).await;
+    let url = format!("mqtts://127.0.0.1:{}", central.port);
+    let app = Appliance::start(bridge_opts(
+        &url,
+        &format!("ca_file = \"{}\"", central.ca().display()),
+    ));
+    let p = Publisher::sensor(app.mqtt_port, "sensor-c").await;
+    publish(&p, 0, 50, 100).await;
+    let s = wait_drained(&app, Duration::from_secs(20)).await;
+    assert_eq!(s["tls"], true, "{s}");
+    assert_eq!(s["pendientes"], 0, "{s}");
+    assert_complete(&app, &got).await;
+    assert!(got.len() >= 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_shown_and_not_retried_in_a_loop() {
+    let central = Central::start(Some(("finca1", "clave-central")), false);
+    let url = format!("mqtt://127.0.0.1:{}", central.port);
+    let app = Appliance::start(bridge_opts(
+        &url,
+        "username = \"finca1\"\npassword = \"equivocada\"",
+    ));
+    let p = Publisher::sensor(app.mqtt_port, "sensor-d").await;
+    publish(&p, 0, 10, 100).await;
+    assert_eq!(app.wait_readings(10, Duration::from_secs(10)).await, 10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = bridge_status(&app).await;
+    while s["credenciales_rechazadas"] != true && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s = bridge_status(&app).await;
+    }
+    assert_eq!(s["credenciales_rechazadas"], true, "{s}");
+    assert_eq!(s["conectado"], false, "{s}");
+    assert!(
+        s["ultimo_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("contraseña"),
+        "{s}"
+    );
+    assert!(s["proximo_intento"].is_string(), "{s}");
+    assert_eq!(s["pendientes"], 10, "{s}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let attempts = central.log().matches("not authorised").count();
+    assert_eq!(
+        attempts,
+        1,
+        "one refused attempt in 5 s:\n{}",
+        central.log()
+    );
+    // The readings stay queued for when the password is fixed.
+    assert_eq!(bridge_status(&app).await["pendientes"], 10);
+}
+
+/// A measurement, not a check: an hour of readings at 10/s (36,000) stored while the central
+/// broker is down, then the time the bridge takes to send them, the forwarded rate and the
+/// bytes per reading on the wire. `BRIDGE_BACKFILL_PER_S` sets `max_backfill_per_s` (default
+/// 200, the shipped value; a high value measures the sustained forwarding rate):
+///
+/// ```text
+/// cargo test --release --test bridge -- --ignored --nocapture measure_backfill
+/// BRIDGE_BACKFILL_PER_S=100000 cargo test --release --test bridge -- --ignored --nocapture measure_backfill
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_backfill_after_an_hour_outage() {
+    const N: u64 = 36_000;
+    let rate: u64 = std::env::var("BRIDGE_BACKFILL_PER_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut central = Central::start(None, false);
+    let port = central.port;
+    central.pause();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let app = Appliance::start(bridge_opts(&url, &format!("max_backfill_per_s = {rate}")));
+    let p = Publisher::sensor(app.mqtt_port, "sensor-m").await;
+    for chunk in 0..N / 1000 {
+        publish(&p, chunk * 1000, 1000, 4000).await;
+        app.wait_readings((chunk + 1) * 1000, Duration::from_secs(30))
+            .await;
+    }
+    assert_eq!(app.wait_readings(N, Duration::from_secs(30)).await, N);
+    central.resume();
+    let got = subscribe(port, None, None).await;
+    let start = Instant::now();
+    let s = wait_drained(&app, Duration::from_secs(3600)).await;
+    let took = start.elapsed();
+    assert_eq!(s["pendientes"], 0, "{s}");
+    while (got.len() as u64) < N && start.elapsed() < took + Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_complete(&app, &got).await;
+    eprintln!(
+        "backfill of {N} readings at max_backfill_per_s = {rate}: {:.1} s ({:.0} readings/s), \
+         {} bytes per reading (payload), {} messages",
+        took.as_secs_f64(),
+        N as f64 / took.as_secs_f64(),
+        s["bytes_por_lectura"],
+        s["mensajes"]
+    );
+}
