@@ -193,7 +193,10 @@ fn make_ca(dir: &Path) {
 
 /// What a subscriber on the central broker received: every reading object, with arrival time.
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(Instant, Value)>>>);
+struct Received(
+    Arc<Mutex<Vec<(Instant, Value)>>>,
+    Arc<Mutex<Vec<(String, Value)>>>,
+);
 
 impl Received {
     fn readings(&self) -> Vec<Value> {
@@ -206,6 +209,15 @@ impl Received {
     }
     fn len(&self) -> usize {
         self.0.lock().unwrap().len()
+    }
+    /// The last message received on `.../<sub>` (other than readings).
+    fn last(&self, sub: &str) -> Option<Value> {
+        let topic = format!("biogestor/{SITE}/{sub}");
+        let g = self.1.lock().unwrap();
+        g.iter()
+            .rev()
+            .find(|(t, _)| *t == topic)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -225,7 +237,7 @@ async fn subscribe(port: u16, creds: Option<(&str, &str)>, ca: Option<PathBuf>) 
     }
     let (client, mut el) = AsyncClient::new(opts, 100);
     client
-        .subscribe(TOPIC, QoS::AtLeastOnce)
+        .subscribe(format!("biogestor/{SITE}/#"), QoS::AtLeastOnce)
         .await
         .expect("subscribe");
     let got = Received::default();
@@ -245,6 +257,10 @@ async fn subscribe(port: u16, creds: Option<(&str, &str)>, ca: Option<PathBuf>) 
                     let v: Value = serde_json::from_slice(&p.payload).expect("JSON batch");
                     assert_eq!(v["v"], 1);
                     assert_eq!(v["site"], SITE);
+                    if p.topic != TOPIC {
+                        sink.1.lock().unwrap().push((p.topic.clone(), v));
+                        continue;
+                    }
                     let now = Instant::now();
                     let mut g = sink.0.lock().unwrap();
                     for r in v["readings"].as_array().expect("readings array") {
@@ -457,6 +473,43 @@ async fn forwards_over_tls_to_a_broker_signed_by_a_test_ca() {
     assert_eq!(s["pendientes"], 0, "{s}");
     assert_complete(&app, &got).await;
     assert!(got.len() >= 50);
+    let estado = got.last("estado").expect("retained status");
+    assert_eq!(estado["estado"], "en_linea", "{estado}");
+    // A new filling stage reaches the central side in the retained list of stages.
+    let body = json!({"material_type": "bovino", "material_amount_kg": 1000,
+        "material_humidity_pct": 87, "added_water_m3": 1.5, "temperature_c": 35});
+    let resp = app
+        .client()
+        .post(app.url("/api/dashboard/fillings/"))
+        .json(&body)
+        .send()
+        .await
+        .expect("create stage");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = got.last("llenados").unwrap_or(Value::Null);
+        let stages = list["llenados"].as_array().cloned().unwrap_or_default();
+        if stages
+            .iter()
+            .any(|s| s["material_type"] == "bovino" && s["active"] == true)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stage list with the new stage: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A clean stop replaces the retained status with the offline one.
+    let mut app = app;
+    app.signal("TERM", Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.last("estado").map(|e| e["estado"].clone()) != Some(json!("desconectado")) {
+        assert!(Instant::now() < deadline, "no offline status after a stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
