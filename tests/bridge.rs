@@ -303,7 +303,10 @@ async fn bridge_status(app: &Appliance) -> Value {
     app.get_json("/api/puente/").await
 }
 
+/// Waits until nothing is queued (after the readings just published are committed: the
+/// tests commit every 200 ms).
 async fn wait_drained(app: &Appliance, timeout: Duration) -> Value {
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let deadline = Instant::now() + timeout;
     loop {
         let s = bridge_status(app).await;
@@ -468,6 +471,7 @@ async fn forwards_over_tls_to_a_broker_signed_by_a_test_ca() {
     ));
     let p = Publisher::sensor(app.mqtt_port, "sensor-c").await;
     publish(&p, 0, 50, 100).await;
+    assert_eq!(app.wait_readings(50, Duration::from_secs(10)).await, 50);
     let s = wait_drained(&app, Duration::from_secs(20)).await;
     assert_eq!(s["tls"], true, "{s}");
     assert_eq!(s["pendientes"], 0, "{s}");
@@ -510,6 +514,36 @@ async fn forwards_over_tls_to_a_broker_signed_by_a_test_ca() {
         assert!(Instant::now() < deadline, "no offline status after a stop");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // The same broker trusted by the SHA-256 of its own certificate instead of the CA.
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(central.dir.path().join("server.pem"))
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let pin = text
+        .trim()
+        .split('=')
+        .nth(1)
+        .expect("fingerprint")
+        .to_string();
+    let before = got.len();
+    let pinned = Appliance::start(bridge_opts(&url, &format!("pin_sha256 = \"{pin}\"")));
+    let p = Publisher::sensor(pinned.mqtt_port, "sensor-e").await;
+    publish(&p, 1000, 20, 100).await;
+    assert_eq!(pinned.wait_readings(20, Duration::from_secs(10)).await, 20);
+    let s = wait_drained(&pinned, Duration::from_secs(20)).await;
+    assert_eq!(s["pendientes"], 0, "{s}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < before + 20 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        got.len(),
+        before + 20,
+        "the pinned bridge forwarded its readings"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
