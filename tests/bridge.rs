@@ -6,262 +6,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
+use common::central::{Central, Received, SITE, subscribe};
 use common::{Appliance, Options, Publisher};
-
-const SITE: &str = "finca-1";
-const TOPIC: &str = "biogestor/finca-1/lecturas";
-
-fn mosquitto_bin() -> PathBuf {
-    let sbin = Path::new("/usr/sbin/mosquitto");
-    if sbin.exists() {
-        sbin.to_path_buf()
-    } else {
-        PathBuf::from("mosquitto")
-    }
-}
-
-/// A Mosquitto on a free loopback port, with persistence (a restart keeps the subscriber's
-/// session) and an optional password and TLS listener.
-struct Central {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Central {
-    fn start(password: Option<(&str, &str)>, tls: bool) -> Central {
-        let dir = tempfile::tempdir().expect("tmp");
-        let port = common::free_port();
-        // Started as root, Mosquitto would switch to its own user and could not read the
-        // test's files: it stays the user running the test.
-        let me = Command::new("id").arg("-un").output().expect("id");
-        let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
-        let mut conf = format!(
-            "user {me}\nlistener {port} 127.0.0.1\npersistence true\n\
-             persistence_location {}/\nlog_dest file {}/mosquitto.log\nlog_type all\n",
-            dir.path().display(),
-            dir.path().display()
-        );
-        match password {
-            Some((user, pass)) => {
-                let file = dir.path().join("passwd");
-                let ok = Command::new("mosquitto_passwd")
-                    .args(["-c", "-b"])
-                    .arg(&file)
-                    .args([user, pass])
-                    .status()
-                    .expect("mosquitto_passwd");
-                assert!(ok.success());
-                conf.push_str(&format!(
-                    "allow_anonymous false\npassword_file {}\n",
-                    file.display()
-                ));
-            }
-            None => conf.push_str("allow_anonymous true\n"),
-        }
-        if tls {
-            make_ca(dir.path());
-            let d = dir.path().display();
-            conf.push_str(&format!(
-                "cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
-            ));
-        }
-        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("conf");
-        let mut c = Central {
-            dir,
-            port,
-            child: None,
-        };
-        c.resume();
-        c
-    }
-
-    fn resume(&mut self) {
-        let child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops it cleanly (SIGTERM, so the persistent sessions are saved).
-    fn pause(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-}
-
-impl Drop for Central {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A test CA and a server certificate for 127.0.0.1 signed by it.
-fn make_ca(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-}
-
-/// What a subscriber on the central broker received: every reading object, with arrival time.
-#[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(Instant, Value)>>>);
-
-impl Received {
-    fn readings(&self) -> Vec<Value> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-    fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-}
-
-/// A persistent-session subscriber on `TOPIC` that reconnects by itself.
-async fn subscribe(port: u16, creds: Option<(&str, &str)>, ca: Option<PathBuf>) -> Received {
-    let mut opts = MqttOptions::new("central-consumer", "127.0.0.1", port);
-    opts.set_clean_session(false)
-        .set_keep_alive(Duration::from_secs(5))
-        .set_max_packet_size(4 << 20, 4 << 20);
-    if let Some((u, p)) = creds {
-        opts.set_credentials(u, p);
-    }
-    if let Some(ca) = ca {
-        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-        let ca = std::fs::read(ca).expect("ca");
-        opts.set_transport(rumqttc::Transport::tls(ca, None, None));
-    }
-    let (client, mut el) = AsyncClient::new(opts, 100);
-    client
-        .subscribe(TOPIC, QoS::AtLeastOnce)
-        .await
-        .expect("subscribe");
-    let got = Received::default();
-    let sink = got.clone();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let _client = client;
-        let mut ready = Some(ready_tx);
-        loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(t) = ready.take() {
-                        let _ = t.send(());
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let v: Value = serde_json::from_slice(&p.payload).expect("JSON batch");
-                    assert_eq!(v["v"], 1);
-                    assert_eq!(v["site"], SITE);
-                    let now = Instant::now();
-                    let mut g = sink.0.lock().unwrap();
-                    for r in v["readings"].as_array().expect("readings array") {
-                        g.push((now, r.clone()));
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), ready_rx)
-        .await
-        .expect("subscribed")
-        .expect("subscribed");
-    got
-}
 
 fn bridge_opts(url: &str, more: &str) -> Options {
     Options {
@@ -287,7 +39,10 @@ async fn bridge_status(app: &Appliance) -> Value {
     app.get_json("/api/puente/").await
 }
 
+/// Waits until nothing is queued (after the readings just published are committed: the
+/// tests commit every 200 ms).
 async fn wait_drained(app: &Appliance, timeout: Duration) -> Value {
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let deadline = Instant::now() + timeout;
     loop {
         let s = bridge_status(app).await;
@@ -452,11 +207,79 @@ async fn forwards_over_tls_to_a_broker_signed_by_a_test_ca() {
     ));
     let p = Publisher::sensor(app.mqtt_port, "sensor-c").await;
     publish(&p, 0, 50, 100).await;
+    assert_eq!(app.wait_readings(50, Duration::from_secs(10)).await, 50);
     let s = wait_drained(&app, Duration::from_secs(20)).await;
     assert_eq!(s["tls"], true, "{s}");
     assert_eq!(s["pendientes"], 0, "{s}");
     assert_complete(&app, &got).await;
     assert!(got.len() >= 50);
+    let estado = got.last("estado").expect("retained status");
+    assert_eq!(estado["estado"], "en_linea", "{estado}");
+    // A new filling stage reaches the central side in the retained list of stages.
+    let body = json!({"material_type": "bovino", "material_amount_kg": 1000,
+        "material_humidity_pct": 87, "added_water_m3": 1.5, "temperature_c": 35});
+    let resp = app
+        .client()
+        .post(app.url("/api/dashboard/fillings/"))
+        .json(&body)
+        .send()
+        .await
+        .expect("create stage");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = got.last("llenados").unwrap_or(Value::Null);
+        let stages = list["llenados"].as_array().cloned().unwrap_or_default();
+        if stages
+            .iter()
+            .any(|s| s["material_type"] == "bovino" && s["active"] == true)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stage list with the new stage: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A clean stop replaces the retained status with the offline one.
+    let mut app = app;
+    app.signal("TERM", Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.last("estado").map(|e| e["estado"].clone()) != Some(json!("desconectado")) {
+        assert!(Instant::now() < deadline, "no offline status after a stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The same broker trusted by the SHA-256 of its own certificate instead of the CA.
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(central.dir.path().join("server.pem"))
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let pin = text
+        .trim()
+        .split('=')
+        .nth(1)
+        .expect("fingerprint")
+        .to_string();
+    let before = got.len();
+    let pinned = Appliance::start(bridge_opts(&url, &format!("pin_sha256 = \"{pin}\"")));
+    let p = Publisher::sensor(pinned.mqtt_port, "sensor-e").await;
+    publish(&p, 1000, 20, 100).await;
+    assert_eq!(pinned.wait_readings(20, Duration::from_secs(10)).await, 20);
+    let s = wait_drained(&pinned, Duration::from_secs(20)).await;
+    assert_eq!(s["pendientes"], 0, "{s}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < before + 20 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        got.len(),
+        before + 20,
+        "the pinned bridge forwarded its readings"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

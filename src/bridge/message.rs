@@ -5,8 +5,10 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
 use crate::reading::Channel;
-use crate::sitetime::rfc3339;
+use crate::reports::data::StageInfo;
+use crate::sitetime::{day_date, rfc3339};
 use crate::store::outbox::Queued;
+use crate::store::stages::Stage;
 
 /// Version of the message schemas; a change that could break a consumer raises it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -26,7 +28,36 @@ pub fn status_topic(base: &str) -> String {
     format!("{base}/estado")
 }
 
+/// Topic of the retained list of filling stages.
+pub fn stages_topic(base: &str) -> String {
+    format!("{base}/llenados")
+}
+
 // A topic for alarms (`<base>/alarmas`) belongs here once the appliance raises alarms.
+
+/// Every filling stage, as the reports describe it: `{"v": 1, "site": ..., "llenados": [...]}`
+/// (retained, sent again whenever a stage is created, changed or closed).
+pub fn stages_payload(tz: Tz, site: &str, stages: &[Stage]) -> Vec<u8> {
+    let list: Vec<StageInfo> = stages
+        .iter()
+        .map(|s| StageInfo {
+            id: s.id,
+            number: s.number,
+            date: day_date(s.date).to_string(),
+            people: s.people.clone(),
+            material_type: s.material_type.clone(),
+            material_amount_kg: s.material_amount_kg,
+            material_humidity_pct: s.material_humidity_pct,
+            added_water_m3: s.added_water_m3,
+            temperature_c: s.temperature_c,
+            active: s.active,
+            created_at: rfc3339(tz, s.created_us),
+            closed_at: s.closed_us.map(|us| rfc3339(tz, us)),
+        })
+        .collect();
+    let body = json!({ "v": SCHEMA_VERSION, "site": site, "llenados": list });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
 
 /// One reading: its fields, `ts`, `stage`, `seq` (and `reloj` when its time was stamped by
 /// an unsynchronised clock or re-dated since).

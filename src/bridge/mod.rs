@@ -6,7 +6,8 @@
 //! are sent at once while the backlog is sent oldest first at `max_backfill_per_s` at most.
 //! Delivery is at least once: a batch whose PUBACK was lost is sent again with the same seqs.
 //!
-//! A retained `.../estado` message says the site is online; the last will (and a clean stop)
+//! The filling stages go as one retained `.../llenados` message, sent at each connection and
+//! whenever a stage is created, changed or closed. A retained `.../estado` message says the site is online; the last will (and a clean stop)
 //! replace it with an offline one. A refused login is retried only every few minutes.
 
 pub mod message;
@@ -33,6 +34,8 @@ pub use status::{BridgeStatus, Snapshot};
 const MAX_BATCH: usize = 500;
 /// How often the queue is looked at when nothing is in flight.
 const POLL: Duration = Duration::from_millis(200);
+/// How often the stages are checked for changes.
+const STAGES_EVERY: Duration = Duration::from_secs(5);
 /// How often the retained status is refreshed.
 const HEARTBEAT: Duration = Duration::from_secs(60);
 /// A batch not acknowledged by then ends the connection (it is sent again on the next).
@@ -58,6 +61,7 @@ struct Setup {
     site: String,
     readings_topic: String,
     status_topic: String,
+    stages_topic: String,
     backfill_per_s: u64,
     tz: chrono_tz::Tz,
 }
@@ -113,6 +117,7 @@ pub fn start(
         site: b.site_id.clone(),
         readings_topic: message::readings_topic(&base),
         status_topic: message::status_topic(&base),
+        stages_topic: message::stages_topic(&base),
         backfill_per_s: b.max_backfill_per_s,
         tz: cfg.timezone,
     };
@@ -235,6 +240,9 @@ async fn connection(
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut poll = tokio::time::interval(POLL);
+    let mut stages_tick = tokio::time::interval(STAGES_EVERY);
+    // What was last sent on `.../llenados` in this connection.
+    let mut stages_sent: Option<Vec<u8>> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
@@ -279,6 +287,20 @@ async fn connection(
                 let body = message::status_payload(&setup.site, true, setup.tz, waiting);
                 if client.try_publish(&setup.status_topic, QoS::AtLeastOnce, true, body).is_ok() {
                     inflight.push_back(InFlight { batch: None, pkid: None });
+                }
+            }
+            _ = stages_tick.tick() => {
+                let s = store.clone();
+                let body = blocking(move || s.stages()).await
+                    .map(|list| message::stages_payload(setup.tz, &setup.site, &list));
+                if let Ok(body) = body
+                    && stages_sent.as_ref() != Some(&body)
+                    && client
+                        .try_publish(&setup.stages_topic, QoS::AtLeastOnce, true, body.clone())
+                        .is_ok()
+                {
+                    inflight.push_back(InFlight { batch: None, pkid: None });
+                    stages_sent = Some(body);
                 }
             }
             _ = poll.tick() => {}
@@ -366,8 +388,12 @@ async fn next_batch(
         match items.last() {
             Some(last) => {
                 p.backfill_after = last.seq;
-                let spacing = items.len() as f64 / setup.backfill_per_s as f64;
-                p.next_backfill = now + Duration::from_secs_f64(spacing);
+                // Spaced from the previous slot, not from now: waiting for the PUBACK and the
+                // next poll does not lower the rate below the limit (nor raise it above).
+                let spacing =
+                    Duration::from_secs_f64(items.len() as f64 / setup.backfill_per_s as f64);
+                let floor = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+                p.next_backfill = p.next_backfill.max(floor) + spacing;
                 return Ok(Some(items));
             }
             None => p.backfill_after = p.live_from,

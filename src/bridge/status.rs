@@ -162,7 +162,7 @@ impl BridgeStatus {
                 .then(|| (i.bytes as f64 / i.forwarded as f64 * 10.0).round() / 10.0),
             "lecturas_por_s": (snap.rate_per_s * 10.0).round() / 10.0,
             "ultima_confirmacion": time(i.last_ack_us),
-            "ultimo_seq": (queue.tail_seq > 0).then_some(queue.tail_seq),
+            "ultimo_seq": (queue.last_seq > 0).then_some(queue.last_seq),
             "perdidas_por_disco_lleno": queue.lost_total,
             "hueco_seq": queue.gap.map(|(a, b)| json!({"desde": a, "hasta": b})),
         })

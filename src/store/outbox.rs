@@ -155,6 +155,8 @@ pub struct QueueState {
     pub head_us: Option<i64>,
     /// The highest seq queued (0: none).
     pub tail_seq: u64,
+    /// The last seq handed out (0: none yet).
+    pub last_seq: u64,
     /// Unforwarded readings pruned for space since the store was created.
     pub lost_total: u64,
     /// seq range of the last such prune.
@@ -229,6 +231,7 @@ impl Store {
             waiting: outbox.len()?,
             head_us,
             tail_seq,
+            last_seq: get(meta_key::LAST_SEQ)?.unwrap_or(0),
             lost_total: get(meta_key::LOST_TOTAL)?.unwrap_or(0),
             gap,
         })

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod central;
 pub mod disk;
 pub mod mqtt;
 pub mod tls;

@@ -60,7 +60,10 @@ fn every_reading_gets_a_seq_that_never_repeats_even_when_times_do() {
     assert!(q.iter().all(|r| r.reading.is_some()));
     assert!(q[0].seq >= now as u64, "at least the receive time in µs");
     let st = store.outbox_state().expect("state");
-    assert_eq!((st.waiting, st.tail_seq), (4, q[3].seq));
+    assert_eq!(
+        (st.waiting, st.tail_seq, st.last_seq),
+        (4, q[3].seq, q[3].seq)
+    );
 
     // Acknowledged entries leave the queue; new ones continue above the last seq.
     store.outbox_ack(&[q[0].seq, q[1].seq]).expect("ack");
