@@ -226,6 +226,31 @@ fn coverage(row: Option<&Daily>, window_us: i64) -> (u32, bool) {
     }
 }
 
+/// The comparison for `stage` as of now, with the site's settings: what the production
+/// chart, the reports and the bridge's daily figures all show.
+pub fn compute_now(
+    cfg: &crate::config::ValidConfig,
+    stage: &Stage,
+    daily: &[(DayNumber, Daily)],
+) -> Result<Production, ProductionError> {
+    let tz = cfg.timezone;
+    compute(
+        stage,
+        cfg.raw.materials.get(&stage.material_type),
+        daily,
+        Calendar {
+            tz,
+            today: crate::sitetime::today(tz),
+            today_elapsed: crate::sitetime::elapsed_fraction_of_today(tz),
+        },
+        stage.closed_us.map(|us| crate::sitetime::local_day(tz, us)),
+        SiteModel {
+            model_temperature: cfg.raw.site.model_temperature,
+            gas: cfg.meter_rules().gas,
+        },
+    )
+}
+
 /// Compares `stage` with its measured `daily` rows (any order) up to today (site-local): while
 /// a stage runs, today's expected production counts only for the part of the day already
 /// elapsed since the loading, so a day that has just begun is not reported as a shortfall.

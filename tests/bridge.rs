@@ -35,6 +35,19 @@ async fn publish(p: &Publisher, from: u64, n: u64, per_s: u64) {
     }
 }
 
+/// POSTs `body` as the administrator; the answer must be a success.
+async fn post_json(app: &Appliance, path: &str, body: Value) -> Value {
+    let resp = app
+        .client()
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap_or(Value::Null)
+}
+
 async fn bridge_status(app: &Appliance) -> Value {
     app.get_json("/api/puente/").await
 }
@@ -113,7 +126,18 @@ async fn every_committed_reading_reaches_the_central_broker_across_outages_and_a
         "{waiting}"
     );
     central.resume();
+    // A filling stage and a report: the restarted bridge sends their daily figures and record.
+    let stage = post_json(
+        &app,
+        "/api/dashboard/fillings/",
+        json!({"material_type": "bovino", "material_amount_kg": 1000,
+            "material_humidity_pct": 87, "added_water_m3": 1.5, "temperature_c": 35}),
+    )
+    .await;
+    let stage_id = stage["id"].as_u64().expect("stage id");
     publish(&p, 1500, 500, 50).await;
+    let report = post_json(&app, "/api/dashboard/report/create/", json!({})).await;
+    let report_id = report["id"].as_u64().expect("report id");
     app.signal("KILL", Duration::from_secs(5));
     drop(p);
     app.restart();
@@ -129,6 +153,17 @@ async fn every_committed_reading_reaches_the_central_broker_across_outages_and_a
         "most published readings were stored: {stored}"
     );
     assert_complete(&app, &got).await;
+    // The stage's day, counted as the production chart counts it, and the report record.
+    let diario = got.last("diario").expect("daily figures on .../diario");
+    assert_eq!(diario["stage"], stage_id, "{diario}");
+    let day = &diario["dias"][0];
+    assert!(day["lecturas"].as_u64().unwrap_or(0) >= 400, "{diario}");
+    assert_eq!(day["sin_datos"], true, "no gas was measured: {diario}");
+    let reportes = got
+        .last("reportes")
+        .expect("report records on .../reportes");
+    assert_eq!(reportes["reportes"][0]["id"], report_id, "{reportes}");
+    assert_eq!(reportes["reportes"][0]["stage"], stage_id, "{reportes}");
     eprintln!(
         "stored {stored}, received {} (duplicates {}), status {s}",
         got.len(),

@@ -4,10 +4,12 @@
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
+use crate::production::ActualSeries;
 use crate::reading::Channel;
 use crate::reports::data::StageInfo;
 use crate::sitetime::{day_date, rfc3339};
 use crate::store::outbox::Queued;
+use crate::store::reports::ReportRecord;
 use crate::store::stages::Stage;
 
 /// Version of the message schemas; a change that could break a consumer raises it.
@@ -33,7 +35,75 @@ pub fn stages_topic(base: &str) -> String {
     format!("{base}/llenados")
 }
 
+/// Topic of the daily figures of each stage.
+pub fn daily_topic(base: &str) -> String {
+    format!("{base}/diario")
+}
+
+/// Topic of the report records.
+pub fn reports_topic(base: &str) -> String {
+    format!("{base}/reportes")
+}
+
 // A topic for alarms (`<base>/alarmas`) belongs here once the appliance raises alarms.
+
+/// Each day of a stage's measured production, as the production chart shows it, keyed by
+/// its date: the bridge sends only the days whose figures changed since it last sent them.
+pub fn daily_days(a: &ActualSeries) -> Vec<(String, Value)> {
+    a.dates
+        .iter()
+        .enumerate()
+        .map(|(i, date)| {
+            let day = json!({
+                "fecha": date,
+                "dia": a.days.get(i),
+                "biogas_nm3": a.daily_biogas_nm3.get(i),
+                "biogas_m3_medido": a.daily_biogas_m3_medido.get(i),
+                "metano_nm3": a.daily_metano_nm3.get(i),
+                "nm3_estimado": a.nm3_estimado.get(i),
+                "temperatura_media_c": a.temperatura_media_c.get(i),
+                "sin_datos": a.missing.get(i),
+                "lecturas": a.readings.get(i),
+                "minutos_sin_datos": a.minutos_sin_datos.get(i),
+                "parcial": a.parcial.get(i),
+                "metodo": a.metodo.get(i),
+                "descartes": a.descartes.get(i),
+            });
+            (date.clone(), day)
+        })
+        .collect()
+}
+
+/// Changed days of one stage on `.../diario`: `{"v": 1, "site": ..., "stage": ..., "dias": [...]}`.
+pub fn daily_payload(site: &str, stage: u64, days: &[Value]) -> Vec<u8> {
+    let body = json!({ "v": SCHEMA_VERSION, "site": site, "stage": stage, "dias": days });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// New or re-rendered report records on `.../reportes`, with the history's field names:
+/// `{"v": 1, "site": ..., "reportes": [...]}` (the files stay on the appliance).
+pub fn reports_payload(tz: Tz, site: &str, records: &[ReportRecord]) -> Vec<u8> {
+    let list: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "created_at": rfc3339(tz, r.created_us),
+                "regenerated_at": r.regenerated_us.map(|us| rfc3339(tz, us)),
+                "report_type": r.report_type,
+                "stage": r.stage_id,
+                "stage_number": r.stage_number,
+                "user_name": r.user_name,
+                "production_estimated": r.production_estimated,
+                "production_real": r.production_real,
+                "observations": r.observations,
+                "inferences": r.inferences,
+            })
+        })
+        .collect();
+    let body = json!({ "v": SCHEMA_VERSION, "site": site, "reportes": list });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
 
 /// Every filling stage, as the reports describe it: `{"v": 1, "site": ..., "llenados": [...]}`
 /// (retained, sent again whenever a stage is created, changed or closed).
@@ -144,6 +214,72 @@ mod tests {
             r[0]["ts"]
                 .as_str()
                 .is_some_and(|t| t.starts_with("1970-01-01T00:00:00"))
+        );
+    }
+
+    /// Every key of `sent` is a property of `schema`'s items under `list`.
+    fn keys_in_schema(schema: &str, list: &str, sent: &Value) {
+        let schema: Value = serde_json::from_str(schema).expect("schema is JSON");
+        let props = &schema["properties"][list]["items"]["properties"];
+        let item = &sent[list][0];
+        for key in item.as_object().expect("an item").keys() {
+            assert!(
+                props.get(key).is_some(),
+                "{key} missing from the {list} schema"
+            );
+        }
+    }
+
+    #[test]
+    fn daily_figures_and_reports_match_their_schemas() {
+        let a = ActualSeries {
+            days: vec![0],
+            dates: vec!["2026-11-30".into()],
+            daily_biogas_m3: vec![1.0],
+            cumulative_biogas_m3: vec![1.0],
+            daily_biogas_nm3: vec![1.0],
+            cumulative_biogas_nm3: vec![1.0],
+            daily_biogas_m3_medido: vec![1.5],
+            cumulative_biogas_m3_medido: vec![1.5],
+            daily_metano_nm3: vec![0.6],
+            nm3_estimado: vec![false],
+            temperatura_media_c: vec![Some(30.0)],
+            missing: vec![false],
+            readings: vec![1440],
+            minutos_sin_datos: vec![0],
+            parcial: vec![false],
+            descartes: vec![Default::default()],
+            metodo: vec![Some("gas_total_m3")],
+        };
+        let days: Vec<Value> = daily_days(&a).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(days[0]["biogas_m3_medido"], 1.5);
+        let sent: Value = serde_json::from_slice(&daily_payload("f1", 2, &days)).unwrap();
+        assert_eq!(sent["stage"], 2);
+        keys_in_schema(
+            include_str!("../../docs/schemas/diario.v1.schema.json"),
+            "dias",
+            &sent,
+        );
+        let r = ReportRecord {
+            id: 3,
+            created_us: 0,
+            report_type: "final".into(),
+            stage_id: 2,
+            stage_number: 1,
+            user_name: "ana".into(),
+            production_estimated: 10.0,
+            production_real: 9.0,
+            observations: String::new(),
+            inferences: String::new(),
+            inferences_custom: false,
+            regenerated_us: None,
+        };
+        let sent: Value =
+            serde_json::from_slice(&reports_payload(chrono_tz::UTC, "f1", &[r])).unwrap();
+        keys_in_schema(
+            include_str!("../../docs/schemas/reportes.v1.schema.json"),
+            "reportes",
+            &sent,
         );
     }
 

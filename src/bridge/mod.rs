@@ -10,6 +10,7 @@
 //! whenever a stage is created, changed or closed. A retained `.../estado` message says the site is online; the last will (and a clean stop)
 //! replace it with an offline one. A refused login is retried only every few minutes.
 
+pub mod figures;
 pub mod message;
 pub mod metrics;
 pub mod status;
@@ -36,6 +37,8 @@ const MAX_BATCH: usize = 500;
 const POLL: Duration = Duration::from_millis(200);
 /// How often the stages are checked for changes.
 const STAGES_EVERY: Duration = Duration::from_secs(5);
+/// How often the daily figures and report records are compared with what was sent.
+const FIGURES_EVERY: Duration = Duration::from_secs(60);
 /// How often the retained status is refreshed.
 const HEARTBEAT: Duration = Duration::from_secs(60);
 /// A batch not acknowledged by then ends the connection (it is sent again on the next).
@@ -62,8 +65,11 @@ struct Setup {
     readings_topic: String,
     status_topic: String,
     stages_topic: String,
+    daily_topic: String,
+    reports_topic: String,
     backfill_per_s: u64,
     tz: chrono_tz::Tz,
+    cfg: Arc<ValidConfig>,
 }
 
 /// Starts the bridge when `[bridge]` is on and returns its status (None when off). When it is
@@ -118,8 +124,11 @@ pub fn start(
         readings_topic: message::readings_topic(&base),
         status_topic: message::status_topic(&base),
         stages_topic: message::stages_topic(&base),
+        daily_topic: message::daily_topic(&base),
+        reports_topic: message::reports_topic(&base),
         backfill_per_s: b.max_backfill_per_s,
         tz: cfg.timezone,
+        cfg: cfg.clone(),
     };
     tokio::spawn(run(setup, store.clone(), status.clone(), stop));
     Ok(Some(status))
@@ -243,6 +252,9 @@ async fn connection(
     let mut stages_tick = tokio::time::interval(STAGES_EVERY);
     // What was last sent on `.../llenados` in this connection.
     let mut stages_sent: Option<Vec<u8>> = None;
+    let mut figures_tick = tokio::time::interval(FIGURES_EVERY);
+    // What was last sent on `.../diario` and `.../reportes` in this connection.
+    let mut figures_sent = figures::Sent::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
@@ -301,6 +313,22 @@ async fn connection(
                 {
                     inflight.push_back(InFlight { batch: None, pkid: None });
                     stages_sent = Some(body);
+                }
+            }
+            _ = figures_tick.tick() => {
+                let (s, cfg) = (store.clone(), setup.cfg.clone());
+                match blocking(move || figures::collect(&s, &cfg)).await {
+                    Ok(snap) => {
+                        for p in figures_sent.pending(&snap, &setup.site, setup.tz) {
+                            let topic = if p.daily { &setup.daily_topic } else { &setup.reports_topic };
+                            if client.try_publish(topic, QoS::AtLeastOnce, false, p.payload.clone()).is_err() {
+                                break;
+                            }
+                            inflight.push_back(InFlight { batch: None, pkid: None });
+                            figures_sent.mark(p);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read the daily figures to send"),
                 }
             }
             _ = poll.tick() => {}

@@ -10,8 +10,7 @@ use super::error::{ApiError, blocking};
 use super::extract::Path;
 use super::routes::{Access, Route};
 use super::stages::stage_json;
-use crate::production::{self, Calendar, Production, ProductionError};
-use crate::sitetime::{elapsed_fraction_of_today, local_day, today};
+use crate::production::{self, Production, ProductionError};
 use crate::store::stages::Stage;
 use crate::store::users::Permission;
 
@@ -39,26 +38,10 @@ impl From<ProductionError> for ApiError {
 
 /// Computes the comparison for `stage` (shared with the reports).
 pub async fn production_of(st: &AppState, stage: &Stage) -> Result<Production, ApiError> {
-    let tz = st.store.timezone();
     let store = st.store.clone();
     let (id, from) = (stage.id, stage.date);
     let daily = blocking(move || store.daily(id, from, i32::MAX)).await?;
-    let closed_day = stage.closed_us.map(|us| local_day(tz, us));
-    Ok(production::compute(
-        stage,
-        st.config.raw.materials.get(&stage.material_type),
-        &daily,
-        Calendar {
-            tz,
-            today: today(tz),
-            today_elapsed: elapsed_fraction_of_today(tz),
-        },
-        closed_day,
-        production::SiteModel {
-            model_temperature: st.config.raw.site.model_temperature,
-            gas: st.config.meter_rules().gas,
-        },
-    )?)
+    Ok(production::compute_now(&st.config, stage, &daily)?)
 }
 
 async fn respond(st: &AppState, stage: Stage) -> Result<Json<Value>, ApiError> {
