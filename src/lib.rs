@@ -27,6 +27,7 @@ pub mod production;
 pub mod reading;
 pub mod reindex;
 pub mod reports;
+pub mod rules;
 pub mod sensors;
 pub mod serve;
 pub mod simulate;

@@ -20,11 +20,11 @@ use super::accounts::{FieldErrors, WithTokens, check_new_password, push, user_js
 use super::error::{ApiError, BAD_TOKEN, blocking};
 use super::guard::{CurrentUser, bearer};
 use super::routes::{Access, Route};
-use crate::auth::fields::{LOGIN_PASSWORD_MAX, USERNAME_MAX};
 use crate::auth::sessions::{live_account, token_pair};
 use crate::auth::throttle::{Attempt, Lockout, Refused, TRUST, address_key};
 use crate::auth::{Claims, Subject, TokenType};
 use crate::logsafe::Clean;
+use crate::rules::account::{LOGIN_PASSWORD_MAX, USERNAME_MAX};
 use crate::store::users::User;
 
 /// Sessions: open to everyone (they are how one gets a token), except changing one's own

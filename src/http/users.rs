@@ -17,10 +17,8 @@ use super::extract::Path;
 use super::guard::CurrentUser;
 use super::routes::{Access, Route};
 use crate::logsafe::Clean;
+use crate::rules::account;
 use crate::store::users::{Permission, User};
-
-/// Permissions a user gets when approved without an explicit list.
-const DEFAULT_ON_APPROVAL: [Permission; 2] = [Permission::VerDashboard, Permission::VerReportes];
 
 /// Most names accepted in a permission list (there are five permissions).
 const MAX_PERMISSION_NAMES: usize = 32;
@@ -79,9 +77,15 @@ async fn pending_users(State(st): State<AppState>) -> Result<Json<Value>, ApiErr
         .filter(|u| !u.approved)
         .map(user_json)
         .collect();
-    Ok(Json(
-        json!({ "total_pendientes": users.len(), "usuarios": users }),
-    ))
+    let on_approval: Vec<_> = account::DEFAULT_PERMISSIONS
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    Ok(Json(json!({
+        "total_pendientes": users.len(),
+        "usuarios": users,
+        "permisos_al_aprobar": on_approval,
+    })))
 }
 
 #[derive(Deserialize, Default)]
@@ -139,7 +143,7 @@ async fn approve(
     let requested = b?.and_then(|Json(b)| b.permisos);
     let bits = match &requested {
         Some(names) => parse_permissions(names)?,
-        None => DEFAULT_ON_APPROVAL.iter().fold(0, |acc, p| acc | *p as u32),
+        None => account::default_permission_bits(),
     };
     let store = st.store.clone();
     let user = blocking(move || store.approve_user(id, bits)).await?;
