@@ -62,6 +62,10 @@ pub fn default_permission_bits() -> u32 {
     DEFAULT_PERMISSIONS.iter().fold(0, |acc, p| acc | *p as u32)
 }
 
+/// Permission flags of the old system that have no counterpart here (its inventory module
+/// was not carried over): accepted from its clients and its exported data, and ignored.
+pub const RETIRED_PERMISSIONS: [&str; 2] = ["VerInventario", "ModificarInventario"];
+
 /// The identity of an account as typed (already trimmed where the caller trims).
 pub struct Identity<'a> {
     pub username: &'a str,
