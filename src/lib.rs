@@ -15,6 +15,7 @@ pub mod compact;
 pub mod config;
 pub mod fsmode;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod live;
 pub mod logsafe;

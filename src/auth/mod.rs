@@ -2,6 +2,7 @@
 //! throttling, registration limits and the one-time setup code that creates the first
 //! administrator.
 
+pub mod django;
 pub mod password;
 pub mod registrations;
 pub mod sessions;

@@ -94,6 +94,17 @@ fn new_session(st: &AppState, user: &User) -> Result<Value, ApiError> {
     Ok(json!({ "access": access, "refresh": refresh, "user": user_json(user) }))
 }
 
+/// Replaces an imported (Django) hash by an argon2id one after a successful login; the
+/// account has no session here yet, so the new stamp ends nothing.
+async fn upgrade_hash(st: &AppState, user: User, password: String) -> Result<User, ApiError> {
+    let hash = st.auth.hasher.hash(password).await?;
+    let store = st.store.clone();
+    let id = user.id;
+    let user = blocking(move || store.set_password(id, hash)).await?;
+    tracing::info!(user = %Clean(&user.username), "imported password hash replaced by argon2id");
+    Ok(user)
+}
+
 #[derive(Deserialize)]
 struct LoginBody {
     username: String,
@@ -118,6 +129,10 @@ async fn login(
     let lookup = name.clone();
     let user = blocking(move || store.user_by_name(&lookup)).await?;
     let attempt = charge(&st, &name_key, &address, user.as_ref())?;
+    let legacy = user
+        .as_ref()
+        .is_some_and(|u| crate::auth::password::is_legacy(&u.password_hash));
+    let password = legacy.then(|| b.password.clone());
     let ok = st
         .auth
         .hasher
@@ -133,6 +148,10 @@ async fn login(
         }
     };
     attempt.succeeded();
+    let user = match password {
+        Some(p) if user.active() => upgrade_hash(&st, user, p).await?,
+        _ => user,
+    };
     if !user.approved {
         return Err(ApiError::Forbidden(
             "Tu cuenta está pendiente de aprobación.".into(),
