@@ -59,6 +59,10 @@ fn fixture() -> Vec<Value> {
     out.push(user(1, "jefe", BOSS_PASS, 600_000, true));
     out.push(user(2, "ana", ANA_PASS, 20_000, false));
     out.push(user(3, "pedro", "Pedro-Espera-1", 20_000, false));
+    // An account Django marked as having no usable password.
+    let mut locked = user(4, "sinclave", "x", 1, false);
+    locked["fields"]["password"] = json!("!Xq3nbQ1wUNUSABLE");
+    out.push(locked);
     for (pk, approve, ver, gen_r, dash, inv) in [
         (1, true, true, true, true, true),
         (2, false, true, false, true, true),
@@ -84,6 +88,13 @@ fn fixture() -> Vec<Value> {
             "active": active, "created_at": iso(created),
         }}));
     }
+    // A reading the payload rules refuse (pressure far beyond any digester's), both ways.
+    out.push(
+        json!({"model": "dashboard.sensorreading", "pk": READINGS + 1, "fields": {
+            "stage": 11, "timestamp": iso(start_s() + 7), "pressure_hpa": 50_000.0,
+            "biol_flow": null, "gas_flow": null, "raw_payload": "{\"presion\": 50000}",
+        }}),
+    );
     for i in 0..READINGS {
         let ts = start_s() + i as i64 * STEP_S;
         let stage = if i < READINGS / 2 { 10 } else { 11 };
@@ -182,15 +193,27 @@ async fn an_installation_of_the_old_system_comes_along() {
     assert!(ok, "{out}");
     eprintln!("dry run:\n{out}");
     let expected =
-        format!("would add: 3 accounts, 2 stages, {READINGS} readings, 2 reports (6 report files)");
+        format!("would add: 4 accounts, 2 stages, {READINGS} readings, 2 reports (6 report files)");
     assert!(out.contains(&expected), "{out}");
 
     let (ok, out) = import(&app, &[file_s, "--media", media_s]);
     assert!(ok, "{out}");
     eprintln!("import:\n{out}");
     assert!(
+        out.contains("refused by the payload rules (as the live system would): 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("dashboard.sensorreading pk={}: ", READINGS + 1)),
+        "{out}"
+    );
+    assert!(
+        out.contains("without a usable password") && out.contains("sinclave"),
+        "{out}"
+    );
+    assert!(
         out.contains(&format!(
-            "added: 3 accounts, 2 stages, {READINGS} readings, 2 reports (6 report files)"
+            "added: 4 accounts, 2 stages, {READINGS} readings, 2 reports (6 report files)"
         )),
         "the dry run changed nothing and the import adds everything: {out}"
     );
@@ -203,7 +226,7 @@ async fn an_installation_of_the_old_system_comes_along() {
     );
     assert!(
         out.contains(&format!(
-            "already present: 3 accounts, 2 stages, {READINGS} readings, 2 reports"
+            "already present: 4 accounts, 2 stages, {READINGS} readings, 2 reports"
         )),
         "{out}"
     );
@@ -232,6 +255,8 @@ async fn an_installation_of_the_old_system_comes_along() {
     );
     let (status, body) = login(&app, "pedro", "Pedro-Espera-1").await;
     assert_eq!(status, 403, "the pending account is still pending: {body}");
+    let (status, _) = login(&app, "sinclave", "x").await;
+    assert_eq!(status, 401, "an unusable hash matches nothing");
 
     let t = Some(token.as_str());
     let (_, stages) = call(&app, "GET", "/api/dashboard/fillings/", t, None).await;

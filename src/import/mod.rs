@@ -5,7 +5,9 @@
 //! store transaction writes it ([`crate::store::import`]), so a failure leaves the store as it
 //! was and a second run adds nothing.
 
+mod accounts;
 pub mod dump;
+mod history;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,6 +48,8 @@ pub struct Summary {
     pub unusable_passwords: Vec<String>,
     /// Report files copied.
     pub files: usize,
+    /// Readings in the file older than `storage.raw_retention_days` (0: no retention).
+    pub beyond_retention: u64,
     pub elapsed: Duration,
 }
 
@@ -89,9 +93,16 @@ impl Summary {
                 self.unusable_passwords.join(", ")
             ));
         }
+        if self.beyond_retention > 0 {
+            out.push_str(&format!(
+                "\n{} readings are older than storage.raw_retention_days: their daily figures \
+                 and 10-minute statistics stay, the raw readings are pruned at the next start",
+                self.beyond_retention
+            ));
+        }
         let secs = self.elapsed.as_secs_f64().max(1e-6);
         out.push_str(&format!(
-            "\n{:.1} s, {:.0} records/s",
+            "\n{:.2} s, {:.0} records/s",
             secs,
             total as f64 / secs
         ));
@@ -127,6 +138,18 @@ pub fn run(
         max_fields: cfg.raw.mqtt.max_fields as usize,
     };
     let parsed = dump::parse(&text, &site, limits, media)?;
+    let retention_days = cfg.raw.storage.raw_retention_days;
+    let horizon_us = crate::sitetime::now_us() - (retention_days * 86_400e6) as i64;
+    let beyond_retention = if retention_days > 0.0 {
+        parsed
+            .batch
+            .readings
+            .iter()
+            .filter(|r| r.ts_us < horizon_us)
+            .count() as u64
+    } else {
+        0
+    };
     let store = open_stopped(cfg)?;
     let data_dir = cfg.data_dir().clone();
     let media_files = parsed.media;
@@ -151,6 +174,7 @@ pub fn run(
         rejected: parsed.rejected,
         unusable_passwords: parsed.unusable_passwords,
         files,
+        beyond_retention,
         elapsed: started.elapsed(),
     })
 }
