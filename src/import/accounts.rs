@@ -32,14 +32,15 @@ pub(super) fn users<'a>(
             model: &r.model,
             pk: r.pk.to_string(),
         };
+        let fields = r.fields()?;
         let mut bits = 0;
         for (name, p) in FLAGS {
-            if ctx.flag(&r.fields, name)? {
+            if ctx.flag(&fields, name)? {
                 bits |= p as u32;
             }
         }
         for name in account::RETIRED_PERMISSIONS {
-            ctx.flag(&r.fields, name)?;
+            ctx.flag(&fields, name)?;
         }
         flags.insert(pk_of(r).unwrap_or_default(), bits);
     }
@@ -50,12 +51,13 @@ pub(super) fn users<'a>(
             model: &r.model,
             pk: r.pk.to_string(),
         };
+        let fields = r.fields()?;
         let user = ctx
-            .key(&r.fields, "user")?
+            .key(&fields, "user")?
             .ok_or_else(|| ctx.bad("`user` is empty"))?;
-        let permisos = match r.fields.get("permisos") {
+        let permisos = match fields.get("permisos") {
             None => None,
-            Some(_) => ctx.key(&r.fields, "permisos")?,
+            Some(_) => ctx.key(&fields, "permisos")?,
         };
         let bits = match permisos {
             Some(k) => *flags.get(&k).ok_or_else(|| {
@@ -65,7 +67,7 @@ pub(super) fn users<'a>(
             })?,
             None => 0,
         };
-        profiles.insert(user, (ctx.flag(&r.fields, "aprobado")?, bits));
+        profiles.insert(user, (ctx.flag(&fields, "aprobado")?, bits));
     }
     let mut names = HashMap::new();
     let mut emails: HashMap<String, String> = HashMap::new();
@@ -75,7 +77,7 @@ pub(super) fn users<'a>(
             model: &r.model,
             pk: r.pk.to_string(),
         };
-        let f = &r.fields;
+        let f = &r.fields()?;
         let username = ctx.text(f, "username")?.trim().to_string();
         let email = ctx.text(f, "email")?.trim().to_string();
         let (first_name, last_name) = (ctx.text(f, "first_name")?, ctx.text(f, "last_name")?);

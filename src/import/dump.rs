@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::payload::Limits;
@@ -20,12 +21,24 @@ use crate::store::import::Batch;
 /// The topic imported readings are stored under (their meter differences are their own).
 pub const SOURCE: &str = "django";
 
-/// One record of the file.
+/// One record of the file. Its fields stay unparsed text until they are read, so a file of
+/// millions of readings never holds all their parsed fields at once.
 #[derive(Deserialize)]
 pub struct Record {
     pub model: String,
     pub pk: Value,
-    pub fields: Map<String, Value>,
+    fields: Box<RawValue>,
+}
+
+impl Record {
+    /// The record's fields.
+    pub fn fields(&self) -> Result<Map<String, Value>, BadRecord> {
+        serde_json::from_str(self.fields.get()).map_err(|e| BadRecord {
+            model: self.model.clone(),
+            pk: self.pk.to_string(),
+            message: format!("`fields` is not an object: {e}"),
+        })
+    }
 }
 
 /// What is wrong with the file, naming the record.
@@ -147,18 +160,19 @@ pub(super) fn pk_of(r: &Record) -> Option<u64> {
     r.pk.as_u64()
 }
 
-/// Reads and validates every record of `text`.
+/// Reads and validates every record of `file`.
 pub fn parse(
-    text: &str,
+    file: impl std::io::Read,
     site: &Site,
     limits: Limits,
     media: Option<&Path>,
 ) -> Result<Parsed, BadRecord> {
-    let records: Vec<Record> = serde_json::from_str(text).map_err(|e| BadRecord {
-        model: "(file)".into(),
-        pk: "-".into(),
-        message: format!("not a dumpdata JSON list of records: {e}"),
-    })?;
+    let records: Vec<Record> =
+        serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| BadRecord {
+            model: "(file)".into(),
+            pk: "-".into(),
+            message: format!("not a dumpdata JSON list of records: {e}"),
+        })?;
     let mut by_model: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
     let mut counts = BTreeMap::new();
     for r in &records {

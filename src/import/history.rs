@@ -32,7 +32,7 @@ pub(super) fn stages(
             model: &r.model,
             pk: r.pk.to_string(),
         };
-        let f = &r.fields;
+        let f = &r.fields()?;
         let mut body = Map::new();
         for name in ["date", "people", "material_type"] {
             if let Some(v) = f.get(name) {
@@ -128,7 +128,7 @@ pub(super) fn readings(
             model: &r.model,
             pk: r.pk.to_string(),
         };
-        let f = &r.fields;
+        let f = &r.fields()?;
         let stage_key = match ctx.key(f, "stage")? {
             Some(k) if stages.contains(&k) => k,
             Some(k) => {
@@ -192,7 +192,7 @@ pub(super) fn reports(
             model: &r.model,
             pk: r.pk.to_string(),
         };
-        let f = &r.fields;
+        let f = &r.fields()?;
         let stage_key = match ctx.key(f, "stage")? {
             Some(k) if stages.contains(&k) => k,
             Some(k) => {

@@ -118,7 +118,7 @@ pub fn run(
     dry_run: bool,
 ) -> Result<Summary, ImportError> {
     let started = Instant::now();
-    let text = std::fs::read_to_string(file).map_err(|source| ImportError::Read {
+    let text = std::fs::File::open(file).map_err(|source| ImportError::Read {
         path: file.to_path_buf(),
         source,
     })?;
@@ -137,7 +137,7 @@ pub fn run(
         max_bytes: cfg.raw.mqtt.max_payload_bytes as usize,
         max_fields: cfg.raw.mqtt.max_fields as usize,
     };
-    let parsed = dump::parse(&text, &site, limits, media)?;
+    let parsed = dump::parse(text, &site, limits, media)?;
     let retention_days = cfg.raw.storage.raw_retention_days;
     let horizon_us = crate::sitetime::now_us() - (retention_days * 86_400e6) as i64;
     let beyond_retention = if retention_days > 0.0 {
