@@ -275,3 +275,104 @@ fn import_reports(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    use super::*;
+    use crate::payload::{Limits, parse};
+
+    fn batch(email: &str) -> Batch {
+        let limits = Limits {
+            max_bytes: 1024,
+            max_fields: 16,
+        };
+        let stage = Stage {
+            id: 0,
+            number: 1,
+            date: 739_000,
+            people: "Ana".into(),
+            material_type: "bovino".into(),
+            material_amount_kg: 500.0,
+            material_humidity_pct: 87.0,
+            added_water_m3: 0.0,
+            temperature_c: 30.0,
+            active: true,
+            created_us: 1_000_000,
+            closed_us: None,
+        };
+        Batch {
+            users: vec![(
+                NewUser {
+                    username: "ana".into(),
+                    email: email.into(),
+                    first_name: String::new(),
+                    last_name: String::new(),
+                    password_hash: "pbkdf2_sha256$1$s$AAAA".into(),
+                    approved: true,
+                    permissions: 2,
+                },
+                0,
+            )],
+            stages: vec![ImportStage { key: 7, stage }],
+            readings: (0..3)
+                .map(|i| ImportReading {
+                    stage_key: 7,
+                    ts_us: 2_000_000 + i * 60_000_000,
+                    reading: parse(
+                        br#"{"presion": 1000, "caudal_gas": 0.01}"#,
+                        "django",
+                        limits,
+                    )
+                    .unwrap(),
+                })
+                .collect(),
+            reports: Vec::new(),
+        }
+    }
+
+    fn nothing_written(store: &Store) {
+        assert!(store.users().unwrap().is_empty());
+        assert!(store.stages().unwrap().is_empty());
+        let txn = store.db().unwrap().begin_read().unwrap();
+        assert_eq!(txn.open_table(READINGS).unwrap().len().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_failure_or_a_dry_run_leaves_the_store_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, chrono_tz::UTC).unwrap();
+        let rules = MeterRules::default();
+
+        let dry = store
+            .import(batch("ana@finca.co"), rules, false, |_| Ok(()))
+            .unwrap();
+        assert_eq!((dry.users, dry.stages, dry.readings), (1, 1, 3));
+        nothing_written(&store);
+
+        let failed = store.import(batch("ana@finca.co"), rules, true, |_| {
+            Err("disco lleno".into())
+        });
+        assert!(matches!(failed, Err(ImportStoreError::BeforeCommit(m)) if m == "disco lleno"));
+        nothing_written(&store);
+
+        let added = store
+            .import(batch("ana@finca.co"), rules, true, |_| Ok(()))
+            .unwrap();
+        assert_eq!((added.users, added.stages, added.readings), (1, 1, 3));
+        assert!(added.days >= 1);
+        let again = store
+            .import(batch("ana@finca.co"), rules, true, |_| Ok(()))
+            .unwrap();
+        assert_eq!((again.users, again.stages, again.readings), (0, 0, 0));
+        assert_eq!(
+            (
+                again.users_present,
+                again.stages_present,
+                again.readings_present
+            ),
+            (1, 1, 3)
+        );
+    }
+}
