@@ -325,6 +325,38 @@ async fn the_original_frontend_works_against_the_appliance() {
         json!(["VerDashboard", "GenerarReportes"])
     );
 
+    // Session upkeep (authService.refreshToken, authService.logout).
+    let refresh = body["refresh"].as_str().expect("refresh").to_string();
+    let (status, renewed) = r
+        .call(
+            &app,
+            "POST",
+            "/api/token/refresh/",
+            None,
+            Some(json!({"refresh": refresh})),
+        )
+        .await;
+    assert_eq!(status, 200, "{renewed}");
+    let access = renewed["access"].as_str().expect("new access").to_string();
+    let rotated = renewed["refresh"].as_str().unwrap_or(&refresh).to_string();
+    let (status, body) = r
+        .call(
+            &app,
+            "POST",
+            "/api/logout/",
+            Some(&access),
+            Some(json!({"refresh_token": rotated})),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (status, _) = r
+        .call(&app, "GET", "/api/usuario/actual/", Some(&access), None)
+        .await;
+    assert_eq!(
+        status, 401,
+        "after logout the session's access token stops working"
+    );
+
     eprintln!("| method | path | status |\n|---|---|---|");
     for (m, p, s) in &r.rows {
         eprintln!("| {m} | {p} | {s} |");

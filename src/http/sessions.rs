@@ -34,6 +34,9 @@ pub fn routes() -> Vec<Route> {
         Route::post("/api/iniciar-sesion/", Access::Open, login),
         Route::post("/api/refrescar-token/", Access::Open, refresh),
         Route::post("/api/cerrar-sesion/", Access::Open, logout),
+        // The same, at the paths the old system's web application calls.
+        Route::post("/api/token/refresh/", Access::Open, refresh),
+        Route::post("/api/logout/", Access::Open, logout),
         Route::post("/api/usuario/cambiar-clave/", Access::User, change_password),
     ]
 }
