@@ -93,6 +93,22 @@ pub enum Command {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Bring an installation of the old (Django) system along (service stopped): accounts with
+    /// their passwords, stages, readings and reports from `manage.py dumpdata auth.user
+    /// usuarios dashboard`. Running it again adds nothing.
+    ImportDjango {
+        /// The JSON file written by dumpdata.
+        file: PathBuf,
+        /// The old system's MEDIA_ROOT, to copy the report files from.
+        #[arg(long)]
+        media: Option<PathBuf>,
+        /// Only check the file and print what would be added.
+        #[arg(long)]
+        dry_run: bool,
+        /// Configuration file (for the data folder, time zone, materials and payload limits).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
     /// Give the space of pruned readings back to the filesystem (service stopped). The store
     /// reuses that space by itself; this shrinks its file.
     Compact {

@@ -214,6 +214,24 @@ fn run(cli: Cli, allocator_tuned: bool) -> Result<ExitCode, ExitCode> {
                 }
             }
         }
+        Command::ImportDjango {
+            file,
+            media,
+            dry_run,
+            config,
+        } => {
+            let c = load(&config)?;
+            match biogestor::import::run(&c, &file, media.as_deref(), dry_run) {
+                Ok(summary) => {
+                    println!("{}", summary.describe());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("biogestor import-django: {e}");
+                    Err(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Compact { config } => {
             let c = load(&config)?;
             match biogestor::compact::run(&c) {

@@ -4,15 +4,14 @@
 //! one process) and keep the same rules as the web: field and password rules, and somebody
 //! active must keep `AprobarUsuarios`.
 
-use crate::auth::{fields, password, rules};
+use crate::auth::password;
 use crate::cli::UserCommand;
 use crate::config::ValidConfig;
 use crate::logsafe::Clean;
+use crate::rules::account::{self, Identity};
+use crate::rules::{FieldErrors, password as rules};
 use crate::store::users::{NewUser, Permission, User, UserError};
 use crate::store::{Store, StoreError};
-
-/// Permissions of an account created without `--admin`.
-const DEFAULT_PERMISSIONS: [Permission; 2] = [Permission::VerDashboard, Permission::VerReportes];
 
 /// What the operator asked for.
 pub struct AddUser {
@@ -94,36 +93,45 @@ fn changed(username: &str) -> impl FnOnce(UserError) -> UserAdminError + '_ {
     }
 }
 
-/// Creates the account and returns its id.
-pub fn add(cfg: &ValidConfig, req: AddUser) -> Result<u64, UserAdminError> {
-    if !fields::valid_username(&req.username) {
-        return Err(UserAdminError::InvalidField(format!(
-            "--username: at most {} letters, digits or @ . + - _ (no spaces)",
-            fields::USERNAME_MAX
-        )));
+/// The rules' messages, each after the option it is about (`--username: …`).
+fn options_message(errors: &FieldErrors) -> String {
+    errors
+        .iter()
+        .map(|(field, msgs)| format!("--{}: {}", field.replace('_', "-"), msgs.join(" ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Creates the account and returns its id. The user name and e-mail are trimmed like the
+/// registration form trims them, then checked by the same rules.
+pub fn add(cfg: &ValidConfig, mut req: AddUser) -> Result<u64, UserAdminError> {
+    req.username = req.username.trim().to_string();
+    req.email = req.email.trim().to_string();
+    let identity = Identity {
+        username: &req.username,
+        email: &req.email,
+        first_name: &req.first_name,
+        last_name: &req.last_name,
+    };
+    let mut errors = FieldErrors::new();
+    identity.check(&mut errors);
+    if req.username.is_empty() {
+        crate::rules::push(&mut errors, "username", account::USERNAME_RULE);
     }
-    if !fields::valid_email(&req.email) {
-        return Err(UserAdminError::InvalidField(
-            "--email: an address such as ana@finca.co".into(),
-        ));
+    if req.email.is_empty() {
+        crate::rules::push(&mut errors, "email", account::EMAIL_RULE);
     }
-    if !fields::valid_name(&req.first_name) || !fields::valid_name(&req.last_name) {
-        return Err(UserAdminError::InvalidField(format!(
-            "--first-name / --last-name: at most {} characters, no control characters",
-            fields::NAME_MAX
-        )));
+    if !errors.is_empty() {
+        return Err(UserAdminError::InvalidField(options_message(&errors)));
     }
-    let broken = rules::check(
-        &req.password,
-        &[&req.username, &req.email, &req.first_name, &req.last_name],
-    );
+    let broken = rules::check(&req.password, &identity.attributes());
     if !broken.is_empty() {
         return Err(UserAdminError::WeakPassword(broken.join(" ")));
     }
     let permissions = if req.admin {
         Permission::all_bits()
     } else {
-        DEFAULT_PERMISSIONS.iter().fold(0, |acc, p| acc | *p as u32)
+        account::default_permission_bits()
     };
     with_store(cfg, ADD_HINT, |store| {
         let hash = password::hash_blocking(&req.password)

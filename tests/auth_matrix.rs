@@ -77,6 +77,8 @@ const OPEN: &[(&str, &str)] = &[
     ("POST", "/api/iniciar-sesion/"),
     ("POST", "/api/refrescar-token/"),
     ("POST", "/api/cerrar-sesion/"),
+    ("POST", "/api/token/refresh/"),
+    ("POST", "/api/logout/"),
 ];
 
 /// Every protected route of the router's table.

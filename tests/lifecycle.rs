@@ -372,3 +372,84 @@ async fn the_user_command_lists_resets_disables_enables_and_deletes_with_the_ser
     app.restart();
     tokens(&app, "ordenadora", &generated).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_command_refuses_the_user_names_and_emails_registration_refuses() {
+    let mut app = Appliance::start(Options::default());
+    // What the web refuses, to compare messages with.
+    let mut bad = common::accounts::form("con espacio");
+    bad["email"] = json!("ana@finca");
+    let (status, web) = call(&app, "POST", "/api/crear-usuario/", None, Some(bad)).await;
+    assert_eq!(status, 400, "{web}");
+    let web_username = web["username"][0]
+        .as_str()
+        .expect("username message")
+        .to_string();
+    let web_email = web["email"][0].as_str().expect("email message").to_string();
+    let (status, pending) = call(
+        &app,
+        "GET",
+        "/api/usuarios/pendientes/",
+        Some(&app.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{pending}");
+    assert_eq!(
+        pending["permisos_al_aprobar"],
+        json!(["VerDashboard", "VerReportes"]),
+        "the interface reads the approval defaults from the API"
+    );
+    app.signal("TERM", Duration::from_secs(10));
+
+    let add = |username: &str, email: &str| {
+        user_cli(
+            &app,
+            &[
+                "add",
+                "--username",
+                username,
+                "--email",
+                email,
+                "--password",
+                "Tractor-Rojo-2026",
+            ],
+            &[],
+        )
+    };
+    let (ok, out) = add("con espacio", "ana@finca.test");
+    assert!(!ok, "a user name with a space is refused: {out}");
+    assert!(
+        out.contains("--username") && out.contains(&web_username),
+        "{out}"
+    );
+    let (ok, out) = add("ana\r\nadmin", "ana@finca.test");
+    assert!(
+        !ok && out.contains("--username"),
+        "control characters refused: {out}"
+    );
+    let (ok, out) = add("ana", "ana@finca");
+    assert!(!ok, "an address without a domain is refused: {out}");
+    assert!(out.contains("--email") && out.contains(&web_email), "{out}");
+    let (ok, out) = add("ana", "ana finca@finca.test");
+    assert!(!ok && out.contains("--email"), "{out}");
+    let (ok, out) = add(&"a".repeat(151), "ana@finca.test");
+    assert!(!ok && out.contains("--username"), "{out}");
+    let (ok, out) = user_cli(&app, &["list"], &[]);
+    assert!(
+        ok && !out.contains("con espacio") && !out.contains(" ana "),
+        "nothing created: {out}"
+    );
+
+    // Surrounding spaces are trimmed as the form trims them; the account gets the defaults.
+    let (ok, out) = add("  ana  ", " ana@finca.test ");
+    assert!(ok, "{out}");
+    app.restart();
+    let (status, body) = login(&app, "ana", "Tractor-Rojo-2026").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["email"], json!("ana@finca.test"));
+    assert_eq!(
+        body["user"]["permisos"],
+        json!(["VerDashboard", "VerReportes"])
+    );
+}

@@ -2,10 +2,9 @@
 //! throttling, registration limits and the one-time setup code that creates the first
 //! administrator.
 
-pub mod fields;
+pub mod django;
 pub mod password;
 pub mod registrations;
-pub mod rules;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

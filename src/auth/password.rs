@@ -53,7 +53,16 @@ pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
 }
 
 fn verify_blocking(password: &str, hash: &str) -> bool {
+    if is_legacy(hash) {
+        return super::django::verify(password, hash);
+    }
     argon2().is_ok_and(|a| a.verify_password(password.as_bytes(), hash).is_ok())
+}
+
+/// Whether `hash` is one brought from the old system, to be replaced by an argon2id hash at
+/// the next successful login.
+pub fn is_legacy(hash: &str) -> bool {
+    hash.starts_with(super::django::PREFIX)
 }
 
 /// Runs hashes on the blocking pool, a bounded number at a time.

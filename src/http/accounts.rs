@@ -8,7 +8,6 @@
 //! the cap on waiting accounts: a flood can never stop the owner from creating the
 //! administrator.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::Json;
@@ -20,11 +19,11 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, blocking};
 use super::routes::{Access, Route};
-use crate::auth::fields::{self, NAME_MAX, SETUP_CODE_MAX, USERNAME_RULE};
 use crate::auth::registrations::Refusal;
-use crate::auth::rules;
 use crate::auth::throttle::address_key;
 use crate::logsafe::Clean;
+use crate::rules::account::{Identity, SETUP_CODE_MAX};
+pub use crate::rules::{FieldErrors, check_new_password, push};
 use crate::store::users::{NewUser, Permission, User};
 
 /// Registration: open to everyone (it is how one gets an account).
@@ -66,14 +65,6 @@ pub fn body(
     }
 }
 
-/// Per-field messages of a form.
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
-
-/// Adds `message` to `field`.
-pub fn push(errors: &mut FieldErrors, field: &str, message: impl Into<String>) {
-    errors.entry(field.into()).or_default().push(message.into());
-}
-
 /// Reads a string field; `None` when absent or empty, an error when of another type.
 pub fn text(
     m: &serde_json::Map<String, Value>,
@@ -102,24 +93,6 @@ pub fn required(
         push(errors, name, "Este campo es requerido.");
     }
     v.unwrap_or_default()
-}
-
-/// The password rules' messages for `password` (and a mismatch with `again`), on `field`.
-pub fn check_new_password(
-    errors: &mut FieldErrors,
-    (field, password): (&str, &str),
-    (again_field, again): (&str, &str),
-    attributes: &[&str],
-) {
-    if !password.is_empty() && !again.is_empty() && password != again {
-        push(errors, again_field, "Las contraseñas no coinciden.");
-    }
-    if !password.is_empty() {
-        let broken = rules::check(password, attributes);
-        if !broken.is_empty() {
-            errors.entry(field.into()).or_default().extend(broken);
-        }
-    }
 }
 
 fn refused(r: Refusal) -> ApiError {
@@ -151,7 +124,7 @@ async fn register(
     b: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let m = body(b)?;
-    let mut errors = BTreeMap::new();
+    let mut errors = FieldErrors::new();
     let username = required(&m, "username", &mut errors).trim().to_string();
     let email = required(&m, "email", &mut errors).trim().to_string();
     let password = required(&m, "password", &mut errors);
@@ -159,30 +132,18 @@ async fn register(
     let first_name = text(&m, "first_name", &mut errors).unwrap_or_default();
     let last_name = text(&m, "last_name", &mut errors).unwrap_or_default();
     let setup_code = text(&m, "setup_code", &mut errors);
-    if !username.is_empty() && !fields::valid_username(&username) {
-        push(&mut errors, "username", USERNAME_RULE);
-    }
-    if !email.is_empty() && !fields::valid_email(&email) {
-        push(
-            &mut errors,
-            "email",
-            "Introduce un correo electrónico válido.",
-        );
-    }
-    for (name, value) in [("first_name", &first_name), ("last_name", &last_name)] {
-        if !fields::valid_name(value) {
-            push(
-                &mut errors,
-                name,
-                format!("Como máximo {NAME_MAX} caracteres, sin caracteres de control."),
-            );
-        }
-    }
+    let identity = Identity {
+        username: &username,
+        email: &email,
+        first_name: &first_name,
+        last_name: &last_name,
+    };
+    identity.check(&mut errors);
     check_new_password(
         &mut errors,
         ("password", &password),
         ("password2", &password2),
-        &[&username, &email, &first_name, &last_name],
+        &identity.attributes(),
     );
     match &setup_code {
         Some(code) if code.chars().count() > SETUP_CODE_MAX => {

@@ -152,16 +152,27 @@ impl From<PasswordError> for ApiError {
     }
 }
 
+/// The `detail` of a form's errors: the specific message first (clients of the old system
+/// show only `detail`), and how many more there are.
+fn fields_detail(fields: &BTreeMap<String, Vec<String>>) -> String {
+    let mut all = fields.values().flatten();
+    let Some(first) = all.next() else {
+        return "Revisa los datos del formulario.".into();
+    };
+    match all.count() {
+        0 => first.clone(),
+        1 => format!("{first} (hay 1 error más en el formulario)"),
+        n => format!("{first} (hay {n} errores más en el formulario)"),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "detail": m })),
             ApiError::Fields(fields) => {
                 let mut body = serde_json::Map::new();
-                body.insert(
-                    "detail".into(),
-                    Value::from("Revisa los datos del formulario."),
-                );
+                body.insert("detail".into(), Value::from(fields_detail(fields)));
                 for (k, v) in fields {
                     body.insert(k.clone(), json!(v));
                 }

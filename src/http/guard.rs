@@ -1,6 +1,7 @@
 //! Access control, attached by the router to every route from its [`RouteInfo`]: a valid
-//! access token (`Authorization: Bearer`, or `?token=` on the routes that allow it: the
-//! WebSocket and report downloads, which browsers cannot send headers with) of a live session
+//! access token (`Authorization: Bearer`, or `?token=` or a `Sec-WebSocket-Protocol` value on
+//! the routes that allow it: the WebSocket and report downloads, which browsers cannot send
+//! headers with) of a live session
 //! (see [`crate::auth::sessions`]: an approved, enabled account whose stamp, session and store
 //! instance still match), and the route's permission. No token or a bad one → 401; a valid
 //! token without the permission → 403. The account is read on each request, so approvals,
@@ -56,14 +57,44 @@ fn token_of(req: &Request, in_query: bool) -> Option<String> {
         AuthHeader::Other => return None,
     }
     if in_query {
-        return req.uri().query().and_then(|q| {
-            q.split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(k, _)| *k == "token")
-                .map(|(_, v)| v.to_string())
-        });
+        return req
+            .uri()
+            .query()
+            .and_then(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "token")
+                    .map(|(_, v)| v.to_string())
+            })
+            .or_else(|| protocol_token(req.headers()));
     }
     None
+}
+
+/// The subprotocol a client names to say that the next offered one is its access token
+/// (`new WebSocket(url, ["bearer", token])`); the server selects it, so the token is never
+/// echoed back.
+pub const TOKEN_PROTOCOL: &str = "bearer";
+
+/// The access token offered as a `Sec-WebSocket-Protocol` value: browsers cannot set
+/// headers on a WebSocket, and a token in the URL ends up in logs and history. The value
+/// shaped like a token (three dot-separated parts) is taken.
+pub fn protocol_token(headers: &HeaderMap) -> Option<String> {
+    offered_protocols(headers)
+        .into_iter()
+        .find(|p| p.split('.').count() == 3 && p.split('.').all(|part| !part.is_empty()))
+}
+
+/// The values of the request's `Sec-WebSocket-Protocol` headers, in order.
+pub fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// Resolves a token to the account of a live session and the token's claims.

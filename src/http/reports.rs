@@ -94,6 +94,10 @@ fn record_json(st: &AppState, r: &ReportRecord) -> Value {
         "pdf_url": url(r.id, Kind::Pdf),
         "excel_url": url(r.id, Kind::Excel),
         "csv_url": url(r.id, Kind::Csv),
+        // The old system's names for the same links, which its history screen reads.
+        "file_pdf": url(r.id, Kind::Pdf),
+        "file_excel": url(r.id, Kind::Excel),
+        "file_csv": url(r.id, Kind::Csv),
     })
 }
 

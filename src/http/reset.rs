@@ -15,7 +15,7 @@ use super::error::{ApiError, blocking};
 use super::extract::Path;
 use super::guard::CurrentUser;
 use super::users::{audit, given_password};
-use crate::auth::rules;
+use crate::rules::password as rules;
 
 #[derive(Deserialize, Default)]
 pub(super) struct ResetBody {

@@ -20,11 +20,11 @@ use super::accounts::{FieldErrors, WithTokens, check_new_password, push, user_js
 use super::error::{ApiError, BAD_TOKEN, blocking};
 use super::guard::{CurrentUser, bearer};
 use super::routes::{Access, Route};
-use crate::auth::fields::{LOGIN_PASSWORD_MAX, USERNAME_MAX};
 use crate::auth::sessions::{live_account, token_pair};
 use crate::auth::throttle::{Attempt, Lockout, Refused, TRUST, address_key};
 use crate::auth::{Claims, Subject, TokenType};
 use crate::logsafe::Clean;
+use crate::rules::account::{LOGIN_PASSWORD_MAX, USERNAME_MAX};
 use crate::store::users::User;
 
 /// Sessions: open to everyone (they are how one gets a token), except changing one's own
@@ -34,6 +34,9 @@ pub fn routes() -> Vec<Route> {
         Route::post("/api/iniciar-sesion/", Access::Open, login),
         Route::post("/api/refrescar-token/", Access::Open, refresh),
         Route::post("/api/cerrar-sesion/", Access::Open, logout),
+        // The same, at the paths the old system's web application calls.
+        Route::post("/api/token/refresh/", Access::Open, refresh),
+        Route::post("/api/logout/", Access::Open, logout),
         Route::post("/api/usuario/cambiar-clave/", Access::User, change_password),
     ]
 }
@@ -94,6 +97,17 @@ fn new_session(st: &AppState, user: &User) -> Result<Value, ApiError> {
     Ok(json!({ "access": access, "refresh": refresh, "user": user_json(user) }))
 }
 
+/// Replaces an imported (Django) hash by an argon2id one after a successful login; the
+/// account has no session here yet, so the new stamp ends nothing.
+async fn upgrade_hash(st: &AppState, user: User, password: String) -> Result<User, ApiError> {
+    let hash = st.auth.hasher.hash(password).await?;
+    let store = st.store.clone();
+    let id = user.id;
+    let user = blocking(move || store.set_password(id, hash)).await?;
+    tracing::info!(user = %Clean(&user.username), "imported password hash replaced by argon2id");
+    Ok(user)
+}
+
 #[derive(Deserialize)]
 struct LoginBody {
     username: String,
@@ -118,6 +132,10 @@ async fn login(
     let lookup = name.clone();
     let user = blocking(move || store.user_by_name(&lookup)).await?;
     let attempt = charge(&st, &name_key, &address, user.as_ref())?;
+    let legacy = user
+        .as_ref()
+        .is_some_and(|u| crate::auth::password::is_legacy(&u.password_hash));
+    let password = legacy.then(|| b.password.clone());
     let ok = st
         .auth
         .hasher
@@ -133,6 +151,10 @@ async fn login(
         }
     };
     attempt.succeeded();
+    let user = match password {
+        Some(p) if user.active() => upgrade_hash(&st, user, p).await?,
+        _ => user,
+    };
     if !user.approved {
         return Err(ApiError::Forbidden(
             "Tu cuenta está pendiente de aprobación.".into(),

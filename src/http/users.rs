@@ -17,10 +17,8 @@ use super::extract::Path;
 use super::guard::CurrentUser;
 use super::routes::{Access, Route};
 use crate::logsafe::Clean;
+use crate::rules::account;
 use crate::store::users::{Permission, User};
-
-/// Permissions a user gets when approved without an explicit list.
-const DEFAULT_ON_APPROVAL: [Permission; 2] = [Permission::VerDashboard, Permission::VerReportes];
 
 /// Most names accepted in a permission list (there are five permissions).
 const MAX_PERMISSION_NAMES: usize = 32;
@@ -79,9 +77,15 @@ async fn pending_users(State(st): State<AppState>) -> Result<Json<Value>, ApiErr
         .filter(|u| !u.approved)
         .map(user_json)
         .collect();
-    Ok(Json(
-        json!({ "total_pendientes": users.len(), "usuarios": users }),
-    ))
+    let on_approval: Vec<_> = account::DEFAULT_PERMISSIONS
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    Ok(Json(json!({
+        "total_pendientes": users.len(),
+        "usuarios": users,
+        "permisos_al_aprobar": on_approval,
+    })))
 }
 
 #[derive(Deserialize, Default)]
@@ -139,7 +143,7 @@ async fn approve(
     let requested = b?.and_then(|Json(b)| b.permisos);
     let bits = match &requested {
         Some(names) => parse_permissions(names)?,
-        None => DEFAULT_ON_APPROVAL.iter().fold(0, |acc, p| acc | *p as u32),
+        None => account::default_permission_bits(),
     };
     let store = st.store.clone();
     let user = blocking(move || store.approve_user(id, bits)).await?;
@@ -225,30 +229,123 @@ async fn permissions(
     let user = blocking(move || store.user(id))
         .await?
         .ok_or_else(|| ApiError::NotFound("Usuario no encontrado.".into()))?;
+    // `Usuario_id`, `UserName` and `Permisos` ({flag: bool}) are the old system's fields,
+    // which its permissions screen reads.
+    let flags: serde_json::Map<String, Value> = Permission::ALL
+        .iter()
+        .map(|p| (p.name().to_string(), Value::Bool(user.has(*p))))
+        .collect();
     Ok(Json(json!({
         "usuario_id": user.id,
         "username": user.username,
         "permisos": user.permission_names(),
         "disponibles": Permission::ALL.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "Usuario_id": user.id,
+        "UserName": user.username,
+        "Permisos": flags,
     })))
+}
+
+/// A permission change as asked: the complete list (`{"permisos": [...]}`), or the old
+/// system's flags (`{"VerReportes": true, ...}`) applied to the account's current ones.
+enum Change {
+    List(u32),
+    Flags {
+        set: u32,
+        clear: u32,
+        ignored: Vec<String>,
+    },
+}
+
+fn read_change(m: &serde_json::Map<String, Value>) -> Result<Change, ApiError> {
+    if let Some(list) = m.get("permisos") {
+        let names: Vec<String> = serde_json::from_value(list.clone()).map_err(|_| {
+            ApiError::field("permisos", "Debe ser una lista de nombres de permisos.")
+        })?;
+        return parse_permissions(&names).map(Change::List);
+    }
+    if m.is_empty() {
+        return Err(ApiError::field("permisos", "Este campo es requerido."));
+    }
+    if m.len() > MAX_PERMISSION_NAMES {
+        return Err(ApiError::BadRequest(format!(
+            "Como máximo {MAX_PERMISSION_NAMES} permisos."
+        )));
+    }
+    let (mut set, mut clear, mut ignored, mut unknown) = (0, 0, Vec::new(), Vec::new());
+    let mut errors = FieldErrors::new();
+    for (name, value) in m {
+        let Some(on) = value.as_bool() else {
+            super::accounts::push(&mut errors, name, "Debe ser true o false.");
+            continue;
+        };
+        match Permission::from_name(name) {
+            Some(p) if on => set |= p as u32,
+            Some(p) => clear |= p as u32,
+            None if account::RETIRED_PERMISSIONS.contains(&name.as_str()) => {
+                ignored.push(name.clone())
+            }
+            None => unknown.push(name.chars().take(64).collect::<String>()),
+        }
+    }
+    if !unknown.is_empty() {
+        let valid: Vec<_> = Permission::ALL.iter().map(|p| p.name()).collect();
+        return Err(ApiError::BadRequest(format!(
+            "Permisos desconocidos: {}. Válidos: {}.",
+            unknown.join(", "),
+            valid.join(", ")
+        )));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Fields(errors));
+    }
+    Ok(Change::Flags {
+        set,
+        clear,
+        ignored,
+    })
 }
 
 async fn change_permissions(
     State(st): State<AppState>,
     Extension(CurrentUser(admin)): Extension<CurrentUser>,
     Path(id): Path<u64>,
-    b: Result<Json<PermissionsBody>, JsonRejection>,
+    b: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let names =
-        b?.0.permisos
-            .ok_or_else(|| ApiError::field("permisos", "Este campo es requerido."))?;
-    let bits = parse_permissions(&names)?;
+    let m = super::accounts::body(b)?;
+    let change = read_change(&m)?;
     let store = st.store.clone();
-    let user = blocking(move || store.set_permissions(id, bits)).await?;
+    let (user, ignored) = blocking(move || {
+        let (bits, ignored) = match change {
+            Change::List(bits) => (bits, Vec::new()),
+            Change::Flags {
+                set,
+                clear,
+                ignored,
+            } => {
+                let current = store
+                    .user(id)?
+                    .ok_or(crate::store::users::UserError::NotFound)?;
+                ((current.permissions | set) & !clear, ignored)
+            }
+        };
+        Ok::<_, ApiError>((store.set_permissions(id, bits)?, ignored))
+    })
+    .await?;
     audit(&admin, "permissions", &user);
-    Ok(Json(
-        json!({ "mensaje": "Permisos actualizados.", "usuario": user_json(&user) }),
-    ))
+    let mensaje = if ignored.is_empty() {
+        "Permisos actualizados.".to_string()
+    } else {
+        format!(
+            "Permisos actualizados. Ignorados (no existen en este sistema): {}.",
+            ignored.join(", ")
+        )
+    };
+    Ok(Json(json!({
+        "mensaje": mensaje,
+        "usuario": user_json(&user),
+        "ignorados": ignored,
+    })))
 }
 
 /// The new password of a reset: the one given (checked like a registration's), or none.

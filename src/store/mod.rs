@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod daily;
+pub mod import;
 pub mod instance;
 pub mod journal;
 pub mod outbox;

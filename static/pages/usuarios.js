@@ -14,7 +14,6 @@ const PERMS = {
   GestionarLlenados: 'Crear, editar y cerrar llenados',
   AprobarUsuarios: 'Aprobar usuarios y cambiar permisos (administrador)',
 };
-const DEFAULT_ON_APPROVAL = ['VerDashboard', 'VerReportes'];
 const SCOPES = {
   usuario_direccion: 'este usuario desde esta dirección',
   direccion: 'cualquier usuario desde esta dirección',
@@ -93,12 +92,13 @@ export function render(main) {
     if (!alive) return;
     const me = currentUser();
     const pend = pending.usuarios || [];
+    const onApproval = pending.permisos_al_aprobar || [];
     pendingEl.innerHTML = pend.length
       ? html`<ul class="cards">${pend.map((u) => html`<li class="card" data-user="${u.id}">
           <form class="form approve-form" data-id="${u.id}" data-name="${u.username}">
             <h3>${u.username}</h3>
             <p class="muted">${fullName(u)}${fullName(u) ? ' · ' : ''}${u.email}</p>
-            <fieldset><legend>Permisos al aprobar</legend>${checkboxes(`ap${u.id}`, available, DEFAULT_ON_APPROVAL)}</fieldset>
+            <fieldset><legend>Permisos al aprobar</legend>${checkboxes(`ap${u.id}`, available, onApproval)}</fieldset>
             <p class="form-error" role="alert" tabindex="-1" hidden></p>
             <div class="actions"><button type="submit" class="btn btn-primary">Aprobar a ${u.username}</button>
               <button type="button" class="btn btn-quiet" data-reject="${u.id}" data-name="${u.username}">Rechazar</button></div>

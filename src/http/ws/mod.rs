@@ -11,11 +11,12 @@ mod slots;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
-use super::guard::{AccessClaims, CurrentUser};
+use super::guard::{AccessClaims, CurrentUser, TOKEN_PROTOCOL, offered_protocols, protocol_token};
 use super::routes::{Access, Route};
 use crate::logsafe::Clean;
 use crate::store::users::Permission;
@@ -33,7 +34,8 @@ const READ_BUFFER: usize = 4 * 1024;
 /// as they come (no batching buffer), so this only bounds a socket in trouble.
 const MAX_WRITE_BUFFER: usize = 64 * 1024;
 
-/// The live feed (`VerDashboard`; the token may travel as `?token=`).
+/// The live feed (`VerDashboard`; the token may travel as `?token=` or as a
+/// `Sec-WebSocket-Protocol` value).
 pub fn routes() -> Vec<Route> {
     vec![
         Route::get(
@@ -62,6 +64,7 @@ async fn upgrade(
     State(st): State<AppState>,
     Extension(CurrentUser(user)): Extension<CurrentUser>,
     Extension(AccessClaims(claims)): Extension<AccessClaims>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let slot = match st.ws_slots.take(user.id) {
@@ -70,6 +73,18 @@ async fn upgrade(
             tracing::info!(user = %Clean(&user.username), ?refusal, "live feed refused");
             return ApiError::from(refusal).into_response();
         }
+    };
+    // A browser that offered subprotocols fails the handshake unless one is selected: the
+    // marker when it offered one, else the token it offered.
+    let offered = offered_protocols(&headers);
+    let selected = if offered.iter().any(|p| p == TOKEN_PROTOCOL) {
+        Some(TOKEN_PROTOCOL.to_string())
+    } else {
+        protocol_token(&headers)
+    };
+    let ws = match selected {
+        Some(p) => ws.protocols([p]),
+        None => ws,
     };
     ws.max_message_size(CLIENT_MESSAGE_LIMIT)
         .max_frame_size(CLIENT_MESSAGE_LIMIT)

@@ -54,6 +54,47 @@ fn next_id(txn: &WriteTransaction, users: &Table<u64, &'static [u8]>) -> Result<
     Ok(id)
 }
 
+/// Inserts a new account inside `txn` (user names and e-mails unique ignoring case; an empty
+/// e-mail, which only an imported account can have, is not indexed).
+pub(in crate::store) fn insert_user(
+    txn: &WriteTransaction,
+    new: NewUser,
+    created_us: i64,
+) -> Result<User, UserError> {
+    let mut by_name = txn.open_table(USERS_BY_NAME)?;
+    let mut by_email = txn.open_table(USERS_BY_EMAIL)?;
+    let mut users = txn.open_table(USERS)?;
+    let name_key = new.username.to_lowercase();
+    let email_key = new.email.to_lowercase();
+    if by_name.get(name_key.as_str())?.is_some() {
+        return Err(UserError::UsernameTaken);
+    }
+    if !email_key.is_empty() && by_email.get(email_key.as_str())?.is_some() {
+        return Err(UserError::EmailTaken);
+    }
+    let id = next_id(txn, &users)?;
+    let user = User {
+        id,
+        username: new.username,
+        email: new.email,
+        first_name: new.first_name,
+        last_name: new.last_name,
+        password_hash: new.password_hash,
+        approved: new.approved,
+        permissions: new.permissions,
+        created_us,
+        stamp: random_id(),
+        disabled: false,
+        logins: Vec::new(),
+    };
+    users.insert(id, encode_user(&user)?.as_slice())?;
+    by_name.insert(name_key.as_str(), id)?;
+    if !email_key.is_empty() {
+        by_email.insert(email_key.as_str(), id)?;
+    }
+    Ok(user)
+}
+
 impl Store {
     /// Creates an account (operator or setup path: no cap on pending accounts).
     pub fn create_user(&self, new: NewUser) -> Result<User, UserError> {
@@ -65,17 +106,7 @@ impl Store {
     pub fn register_user(&self, new: NewUser, pending: Option<Pending>) -> Result<User, UserError> {
         let txn = self.db()?.begin_write()?;
         let user = {
-            let mut by_name = txn.open_table(USERS_BY_NAME)?;
-            let mut by_email = txn.open_table(USERS_BY_EMAIL)?;
-            let mut users = txn.open_table(USERS)?;
-            let name_key = new.username.to_lowercase();
-            let email_key = new.email.to_lowercase();
-            if by_name.get(name_key.as_str())?.is_some() {
-                return Err(UserError::UsernameTaken);
-            }
-            if by_email.get(email_key.as_str())?.is_some() {
-                return Err(UserError::EmailTaken);
-            }
+            let users = txn.open_table(USERS)?;
             if let (Some(cap), false) = (pending, new.approved) {
                 let mut waiting = 0;
                 for row in users.iter()? {
@@ -87,25 +118,8 @@ impl Store {
                     return Err(UserError::TooManyPending(waiting));
                 }
             }
-            let id = next_id(&txn, &users)?;
-            let user = User {
-                id,
-                username: new.username,
-                email: new.email,
-                first_name: new.first_name,
-                last_name: new.last_name,
-                password_hash: new.password_hash,
-                approved: new.approved,
-                permissions: new.permissions,
-                created_us: crate::sitetime::now_us(),
-                stamp: random_id(),
-                disabled: false,
-                logins: Vec::new(),
-            };
-            users.insert(id, encode_user(&user)?.as_slice())?;
-            by_name.insert(name_key.as_str(), id)?;
-            by_email.insert(email_key.as_str(), id)?;
-            user
+            drop(users);
+            insert_user(&txn, new, crate::sitetime::now_us())?
         };
         txn.commit()?;
         Ok(user)

@@ -16,6 +16,7 @@ use super::tables::{USERS, USERS_BY_NAME};
 use super::{Store, StoreError};
 
 pub use changes::Pending;
+pub(in crate::store) use changes::insert_user;
 
 /// Permission flags (bits of [`User::permissions`]). Bit positions are stored: append only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
