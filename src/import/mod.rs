@@ -154,9 +154,14 @@ pub fn run(
     let data_dir = cfg.data_dir().clone();
     let media_files = parsed.media;
     let mut copied = 0;
-    let result = store.import(parsed.batch, cfg.meter_rules(), !dry_run, |added| {
-        copy_files(&data_dir, added, &media_files).map(|n| copied = n)
-    });
+    let forward = cfg.raw.bridge.enabled();
+    let result = store.import(
+        parsed.batch,
+        cfg.meter_rules(),
+        forward,
+        !dry_run,
+        |added| copy_files(&data_dir, added, &media_files).map(|n| copied = n),
+    );
     store.close().map_err(CompactError::from)?;
     let added = result?;
     let files = if dry_run {

@@ -106,13 +106,16 @@ redb_errors!(
 );
 
 impl Store {
-    /// Writes `batch` in one transaction under the meter `rules`. `before_commit` runs last,
+    /// Writes `batch` in one transaction under the meter `rules`; with `forward` (the bridge
+    /// to a central broker is on) the new readings are queued for it like live ones, so the
+    /// central side receives the installation's history too. `before_commit` runs last,
     /// with what was added (it copies the report files); when it fails, or when `commit` is
     /// false (a dry run), the transaction is dropped and nothing changes.
     pub fn import(
         &self,
         batch: Batch,
         rules: MeterRules,
+        forward: bool,
         commit: bool,
         before_commit: impl FnOnce(&Added) -> Result<(), String>,
     ) -> Result<Added, ImportStoreError> {
@@ -120,7 +123,10 @@ impl Store {
         let mut added = Added::default();
         import_users(&txn, batch.users, &mut added)?;
         let stages = import_stages(&txn, batch.stages, &mut added)?;
-        import_readings(&txn, batch.readings, &stages, &mut added)?;
+        let keys = import_readings(&txn, batch.readings, &stages, &mut added)?;
+        if forward {
+            super::outbox::enqueue(&txn, &keys)?;
+        }
         import_reports(&txn, batch.reports, &stages, &mut added)?;
         added.days = super::reindex::rebuild(&txn, self.tz, rules, &|| {})?.1;
         if !commit {
@@ -204,8 +210,9 @@ fn import_readings(
     readings: Vec<ImportReading>,
     stages: &HashMap<u64, (u64, u32)>,
     added: &mut Added,
-) -> Result<(), ImportStoreError> {
+) -> Result<Vec<(u64, i64)>, ImportStoreError> {
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let mut keys = Vec::new();
     {
         let mut t = txn.open_table(READINGS)?;
         let mut buf = Vec::new();
@@ -219,6 +226,7 @@ fn import_readings(
             }
             buf = encode_reading(&r.reading, buf)?;
             t.insert((stage, r.ts_us), buf.as_slice())?;
+            keys.push((stage, r.ts_us));
             added.readings += 1;
             lo = lo.min(r.ts_us);
             hi = hi.max(r.ts_us);
@@ -234,7 +242,7 @@ fn import_readings(
             .map_or(0, |v| v.value());
         meta.insert(meta_key::LAST_READING_US, last.max(hi.max(0) as u64))?;
     }
-    Ok(())
+    Ok(keys)
 }
 
 fn import_reports(
@@ -346,24 +354,24 @@ mod tests {
         let rules = MeterRules::default();
 
         let dry = store
-            .import(batch("ana@finca.co"), rules, false, |_| Ok(()))
+            .import(batch("ana@finca.co"), rules, false, false, |_| Ok(()))
             .unwrap();
         assert_eq!((dry.users, dry.stages, dry.readings), (1, 1, 3));
         nothing_written(&store);
 
-        let failed = store.import(batch("ana@finca.co"), rules, true, |_| {
+        let failed = store.import(batch("ana@finca.co"), rules, false, true, |_| {
             Err("disco lleno".into())
         });
         assert!(matches!(failed, Err(ImportStoreError::BeforeCommit(m)) if m == "disco lleno"));
         nothing_written(&store);
 
         let added = store
-            .import(batch("ana@finca.co"), rules, true, |_| Ok(()))
+            .import(batch("ana@finca.co"), rules, false, true, |_| Ok(()))
             .unwrap();
         assert_eq!((added.users, added.stages, added.readings), (1, 1, 3));
         assert!(added.days >= 1);
         let again = store
-            .import(batch("ana@finca.co"), rules, true, |_| Ok(()))
+            .import(batch("ana@finca.co"), rules, false, true, |_| Ok(()))
             .unwrap();
         assert_eq!((again.users, again.stages, again.readings), (0, 0, 0));
         assert_eq!(
@@ -373,6 +381,25 @@ mod tests {
                 again.readings_present
             ),
             (1, 1, 3)
+        );
+    }
+
+    #[test]
+    fn with_the_bridge_on_imported_readings_are_queued_for_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, chrono_tz::UTC).unwrap();
+        let rules = MeterRules::default();
+        store
+            .import(batch("ana@finca.co"), rules, true, true, |_| Ok(()))
+            .unwrap();
+        assert_eq!(store.outbox_state().unwrap().waiting, 3);
+        store
+            .import(batch("ana@finca.co"), rules, true, true, |_| Ok(()))
+            .unwrap();
+        assert_eq!(
+            store.outbox_state().unwrap().waiting,
+            3,
+            "a second run queues nothing"
         );
     }
 }
