@@ -27,6 +27,10 @@ pub fn boottime_ms() -> Option<i64> {
 /// Sets the system clock (`CLOCK_REALTIME`) to `us` µs since the epoch.
 pub fn set_realtime(us: i64) -> std::io::Result<()> {
     // 32-bit `time_t` on armv7 cannot hold every i64: refuse instead of wrapping.
+    #[allow(
+        clippy::useless_conversion,
+        reason = "time_t is i64 on 64-bit targets, i32 on armv7"
+    )]
     let secs = us.div_euclid(1_000_000).try_into().map_err(|_| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
