@@ -30,8 +30,8 @@ use redb::TableHandle;
 
 use crate::config::ValidConfig;
 use crate::store::tables::{
-    CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED, ROLLUPS, SENSORS, STAGES, USERS,
-    USERS_BY_EMAIL, USERS_BY_NAME,
+    ALARM_RULES, ALARMS, CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED, ROLLUPS,
+    SENSORS, STAGES, USERS, USERS_BY_EMAIL, USERS_BY_NAME,
 };
 use crate::store::{DB_FILE, Store, StoreError};
 use error::io;
@@ -57,7 +57,7 @@ pub fn remove_leftovers(data_dir: &Path) -> Vec<PathBuf> {
 
 /// Every table of the store, by name: a backup copies exactly these, and a restore requires
 /// each of them except the [`optional_tables`].
-pub fn table_names() -> [&'static str; 13] {
+pub fn table_names() -> [&'static str; 15] {
     [
         META.name(),
         READINGS.name(),
@@ -72,13 +72,21 @@ pub fn table_names() -> [&'static str; 13] {
         SENSORS.name(),
         ROLLUPS.name(),
         CONSUMERS.name(),
+        ALARMS.name(),
+        ALARM_RULES.name(),
     ]
 }
 
 /// Tables added after the first release without a schema change: a snapshot written before
 /// them lacks them and is still restorable (opening the store creates them empty).
-pub fn optional_tables() -> [&'static str; 3] {
-    [SENSORS.name(), ROLLUPS.name(), CONSUMERS.name()]
+pub fn optional_tables() -> [&'static str; 5] {
+    [
+        SENSORS.name(),
+        ROLLUPS.name(),
+        CONSUMERS.name(),
+        ALARMS.name(),
+        ALARM_RULES.name(),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------

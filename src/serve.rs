@@ -13,11 +13,13 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::alarms::Alarms;
 use crate::auth::{Auth, AuthSetupError};
 use crate::broker::probe::MqttHealth;
 use crate::broker::{self, BrokerDeps, BrokerError};
 use crate::config::ValidConfig;
 use crate::config::placeholder::{self, PlaceholderError};
+use crate::events::Bus;
 use crate::http::{self, AppState};
 use crate::ingest::{Ingest, IngestDeps};
 use crate::live::LiveHub;
@@ -151,7 +153,8 @@ pub async fn run(
         retention_stop.clone(),
     )?;
     clock.run(writer.clone())?;
-    let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);
+    let bus = Bus::new(raw.http.ws_buffer as usize);
+    let live = LiveHub::new(bus.clone(), cfg.timezone);
     let sensors = SensorRegistry::load(&store)?;
     let sensor_persister = sensors::Persister::spawn(sensors.clone(), store.clone())?;
 
@@ -185,7 +188,7 @@ pub async fn run(
         IngestDeps {
             filters: raw.mqtt.topics.clone(),
             writer: writer.clone(),
-            live: live.clone(),
+            bus: bus.clone(),
             limits: Limits {
                 max_bytes: raw.mqtt.max_payload_bytes as usize,
                 max_fields: raw.mqtt.max_fields as usize,
@@ -196,7 +199,22 @@ pub async fn run(
         },
     )?;
 
+    let alarms = Alarms::start(
+        store.clone(),
+        bus.clone(),
+        // Pressure alarms need a gauge reading (see `alarms::engine`): hPa per unit.
+        (raw.site.pressure_reading == crate::normal_volume::PressureReading::Gauge)
+            .then(|| raw.site.pressure_unit.kpa() * 10.0),
+        shutdown.clone(),
+    )?;
+    crate::alarms::system::spawn(
+        store.clone(),
+        gate.refusals.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    );
     let state = AppState {
+        alarms,
         clock: clock.clone(),
         store: store.clone(),
         live,

@@ -4,6 +4,7 @@
 
 mod accounts;
 pub mod admin;
+mod alarms;
 mod assets;
 mod clock;
 mod dashboard;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub ws_slots: WsSlots,
     /// The field clock: its state, and setting it from an administrator's browser.
     pub clock: crate::clock::FieldClock,
+    /// The alarm engine: alarms, acknowledgements and thresholds.
+    pub alarms: crate::alarms::Alarms,
 }
 
 /// Every route of the API with its handler, from each resource's own table.
@@ -84,6 +87,7 @@ fn declared() -> Vec<routes::Route> {
         stages::routes(),
         production::routes(),
         reports::routes(),
+        alarms::routes(),
     ]
     .into_iter()
     .flatten()

@@ -26,16 +26,19 @@ pub enum Permission {
     VerReportes = 1 << 2,
     GenerarReportes = 1 << 3,
     GestionarLlenados = 1 << 4,
+    /// Acknowledge alarms, edit their thresholds, send a test notification.
+    GestionarAlarmas = 1 << 5,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::AprobarUsuarios,
         Permission::VerDashboard,
         Permission::VerReportes,
         Permission::GenerarReportes,
         Permission::GestionarLlenados,
+        Permission::GestionarAlarmas,
     ];
 
     /// The name used by the API.
@@ -46,6 +49,7 @@ impl Permission {
             Permission::VerReportes => "VerReportes",
             Permission::GenerarReportes => "GenerarReportes",
             Permission::GestionarLlenados => "GestionarLlenados",
+            Permission::GestionarAlarmas => "GestionarAlarmas",
         }
     }
 
@@ -96,7 +100,10 @@ pub struct User {
 impl User {
     /// Whether the user holds `p`.
     pub fn has(&self, p: Permission) -> bool {
-        self.permissions & p as u32 != 0
+        // Administrators manage alarms, including those created before the flag existed.
+        let admin_grants = p == Permission::GestionarAlarmas
+            && self.permissions & Permission::AprobarUsuarios as u32 != 0;
+        self.permissions & p as u32 != 0 || admin_grants
     }
 
     /// Names of the permissions held.

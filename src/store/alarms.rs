@@ -1,0 +1,63 @@
+//! Alarms and alarm thresholds in the store: every alarm raised (active, acknowledged or
+//! cleared) and the site's rule set, so both survive restarts and travel in backups.
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::tables::{ALARM_RULES, ALARMS};
+use super::{Store, StoreError, codec};
+use crate::alarms::Alarm;
+use crate::alarms::rules::RuleSet;
+
+/// Key of the one row of [`ALARM_RULES`].
+const RULES_KEY: &str = "reglas";
+
+impl Store {
+    /// The stored rule set, `None` while the defaults were never changed.
+    pub fn alarm_rules(&self) -> Result<Option<RuleSet>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(ALARM_RULES)?;
+        match t.get(RULES_KEY)? {
+            Some(v) => Ok(Some(codec::decode("alarm_rules", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces the stored rule set.
+    pub fn save_alarm_rules(&self, rules: &RuleSet) -> Result<(), StoreError> {
+        let bytes = codec::encode("alarm_rules", rules)?;
+        let txn = self.db()?.begin_write()?;
+        txn.open_table(ALARM_RULES)?
+            .insert(RULES_KEY, bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Writes (inserts or updates) an alarm.
+    pub fn put_alarm(&self, alarm: &Alarm) -> Result<(), StoreError> {
+        let bytes = codec::encode("alarms", alarm)?;
+        let txn = self.db()?.begin_write()?;
+        txn.open_table(ALARMS)?.insert(alarm.id, bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every alarm, oldest first.
+    pub fn alarms(&self) -> Result<Vec<Alarm>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(ALARMS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            out.push(codec::decode("alarms", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The alarms that were active at some time in `[from_us, to_us)`, oldest first.
+    pub fn alarms_between(&self, from_us: i64, to_us: i64) -> Result<Vec<Alarm>, StoreError> {
+        Ok(self
+            .alarms()?
+            .into_iter()
+            .filter(|a| a.since_us < to_us && a.cleared_us.is_none_or(|c| c >= from_us))
+            .collect())
+    }
+}
