@@ -213,7 +213,16 @@ pub async fn run(
         bus.clone(),
         shutdown.clone(),
     );
+    crate::alarms::mqtt::spawn(
+        alarms.clone(),
+        mqtt.publisher,
+        raw.site.name.clone(),
+        cfg.timezone,
+        &bus,
+        shutdown.clone(),
+    );
     let state = AppState {
+        bus: bus.clone(),
         alarms,
         clock: clock.clone(),
         store: store.clone(),

@@ -429,3 +429,101 @@ async fn watching_alarms_needs_the_dashboard_and_managing_them_its_own_permissio
     let (_, me) = app.get("/api/usuario/actual/").await;
     assert!(me.to_string().contains("GestionarAlarmas"), "{me}");
 }
+
+/// Subscribes to `topic` as a new client and returns the first message (the retained one).
+async fn retained(app: &Appliance, topic: &str) -> Value {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::new(
+        format!("mirador-{}", common::free_port()),
+        "127.0.0.1",
+        app.mqtt_port,
+    );
+    opts.set_credentials("tablero", "clave-del-tablero");
+    let (client, mut el) = AsyncClient::new(opts, 10);
+    client.subscribe(topic, QoS::AtMostOnce).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = el.poll().await {
+                assert!(p.retain, "the alarm state must be retained");
+                return serde_json::from_slice::<Value>(&p.payload).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("no retained alarm state");
+    let _ = client.disconnect().await;
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alarm_state_is_retained_on_the_embedded_broker() {
+    let app = Appliance::start(Options {
+        extra_toml: "name = \"Finca La Esperanza\"\n".into(),
+        // A local display that may read the alarm topics.
+        users_extra: "[mqtt.users.tablero]\npassword = \"clave-del-tablero\"\n\
+                      subscribe = [\"biogestor/#\"]\n"
+            .into(),
+        ..Options::default()
+    });
+    let topic = "biogestor/finca-la-esperanza/alarmas";
+    let state = retained(&app, topic).await;
+    assert_eq!(state["activas"], json!([]), "{state}");
+    set_rule(&app, "temperatura_alta", json!({"duracion_s": 0})).await;
+    let p = Publisher::sensor(app.mqtt_port, "sol").await;
+    trace(&p, "sensores/d", json!({"temperatura": 47.0}), 2, STEP).await;
+    wait_state(&app, "temperatura_alta", "activa", Duration::from_secs(5)).await;
+    let state = retained(&app, topic).await;
+    assert_eq!(state["activas"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["activas"][0]["regla"], "temperatura_alta");
+    assert_eq!(state["peor"], "alarma");
+    assert_eq!(state["evento"]["evento"], "activada");
+    trace(&p, "sensores/d", json!({"temperatura": 30.0}), 2, STEP).await;
+    wait_state(
+        &app,
+        "temperatura_alta",
+        "despejada",
+        Duration::from_secs(5),
+    )
+    .await;
+    let state = retained(&app, topic).await;
+    assert_eq!(state["activas"], json!([]), "{state}");
+    assert_eq!(state["evento"]["evento"], "despejada");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_refused_mqtt_connections_raises_a_warning() {
+    let app = Appliance::start(Options::default());
+    set_rule(
+        &app,
+        "rechazos_mqtt",
+        json!({"umbral": 3.0, "histeresis": 3.0}),
+    )
+    .await;
+    for i in 0..6 {
+        let code = common::mqtt_connack(app.mqtt_port, &format!("intruso{i}"), "sensor", "mala");
+        assert_ne!(code, Some(0));
+    }
+    let all = wait_state(&app, "rechazos_mqtt", "activa", Duration::from_secs(15)).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["severidad"], "aviso");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gas_data_raises_an_alarm_and_gas_readings_clear_it() {
+    let app = Appliance::start(Options::default());
+    // 0.001 h = 3.6 s without any gas channel.
+    set_rule(&app, "sin_datos_gas", json!({"umbral": 0.001})).await;
+    let all = wait_state(&app, "sin_datos_gas", "activa", Duration::from_secs(15)).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    let p = Publisher::sensor(app.mqtt_port, "medidor").await;
+    trace(
+        &p,
+        "sensores/medidor",
+        json!({"gas_total_m3": 12.5}),
+        1,
+        STEP,
+    )
+    .await;
+    let all = wait_state(&app, "sin_datos_gas", "despejada", Duration::from_secs(5)).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+}

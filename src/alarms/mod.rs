@@ -6,6 +6,7 @@
 
 pub mod edit;
 pub mod engine;
+pub mod mqtt;
 pub mod rules;
 pub mod system;
 
@@ -204,15 +205,21 @@ impl Alarms {
         }
     }
 
-    /// The alarms not cleared (most severe first, then newest) and the latest cleared ones
-    /// (newest first).
-    pub async fn list(&self) -> Result<(Vec<Alarm>, Vec<Alarm>), AlarmError> {
+    /// The alarms not cleared, most severe first, then newest.
+    pub async fn open(&self) -> Vec<Alarm> {
         let mut open: Vec<Alarm> = self.engine.lock().await.open.values().cloned().collect();
         open.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
                 .then(b.since_us.cmp(&a.since_us))
         });
+        open
+    }
+
+    /// The alarms not cleared (see [`Alarms::open`]) and the latest cleared ones (newest
+    /// first).
+    pub async fn list(&self) -> Result<(Vec<Alarm>, Vec<Alarm>), AlarmError> {
+        let open = self.open().await;
         let store = self.store.clone();
         let all = tokio::task::spawn_blocking(move || store.alarms()).await??;
         let history = all

@@ -68,6 +68,8 @@ pub struct AppState {
     pub ws_slots: WsSlots,
     /// The field clock: its state, and setting it from an administrator's browser.
     pub clock: crate::clock::FieldClock,
+    /// The event bus, to announce what handlers change (a new stage).
+    pub bus: crate::events::Bus,
     /// The alarm engine: alarms, acknowledgements and thresholds.
     pub alarms: crate::alarms::Alarms,
 }
