@@ -221,7 +221,16 @@ pub async fn run(
         &bus,
         shutdown.clone(),
     );
+    let webhook = crate::alarms::webhook::Webhook::start(
+        &raw.alarms,
+        store.clone(),
+        raw.site.name.clone(),
+        cfg.timezone,
+        &bus,
+        shutdown.clone(),
+    );
     let state = AppState {
+        webhook,
         bus: bus.clone(),
         alarms,
         clock: clock.clone(),

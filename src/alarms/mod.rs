@@ -9,6 +9,7 @@ pub mod engine;
 pub mod mqtt;
 pub mod rules;
 pub mod system;
+pub mod webhook;
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! Appliance configuration: `config.toml`, overridden by `BIOGESTOR_SECTION__KEY` variables,
 //! validated once at start-up so that a bad value stops the service with a message naming it.
 
+pub mod alarms;
 pub mod clock;
 mod env;
 pub mod gas;
@@ -62,6 +63,8 @@ pub struct Config {
     /// `[materials.<name>]`: kinetic parameters per material type; the built-in defaults
     /// (with their sources) are completed or overridden key by key from the file.
     pub materials: BTreeMap<String, MaterialParams>,
+    /// `[alarms]`: the optional webhook of alarm notifications.
+    pub alarms: alarms::AlarmsConfig,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             clock: clock::ClockConfig::default(),
             materials: default_materials(),
+            alarms: alarms::AlarmsConfig::default(),
         }
     }
 }

@@ -27,6 +27,7 @@ pub fn routes() -> Vec<Route> {
         Route::post("/api/dashboard/alarms/{id}/reconocer/", manage, acknowledge),
         Route::get("/api/dashboard/alarms/reglas/", see, rules),
         Route::put("/api/dashboard/alarms/reglas/", manage, update_rules),
+        Route::post("/api/dashboard/alarms/prueba/", manage, test_notification),
     ]
 }
 
@@ -90,4 +91,23 @@ async fn update_rules(
 ) -> Result<Json<Value>, ApiError> {
     let rules = st.alarms.update_rules(&b?.0).await?;
     Ok(Json(rules_json(&rules)))
+}
+
+/// Sends a test message through every channel: the live feed and, when configured, the
+/// webhook (queued like an alarm, so a failure shows in *Estado*).
+async fn test_notification(
+    State(st): State<AppState>,
+    Extension(CurrentUser(u)): Extension<CurrentUser>,
+) -> Json<Value> {
+    let webhook = match &st.webhook {
+        Some(w) => {
+            w.queue_test(&u.username).await;
+            "en cola"
+        }
+        None => "no configurado",
+    };
+    Json(json!({
+        "detail": "Notificación de prueba enviada.",
+        "webhook": webhook,
+    }))
 }

@@ -70,6 +70,8 @@ pub struct AppState {
     pub clock: crate::clock::FieldClock,
     /// The event bus, to announce what handlers change (a new stage).
     pub bus: crate::events::Bus,
+    /// The alarm webhook, when `alarms.webhook_url` is set.
+    pub webhook: Option<crate::alarms::webhook::Webhook>,
     /// The alarm engine: alarms, acknowledgements and thresholds.
     pub alarms: crate::alarms::Alarms,
 }

@@ -3,10 +3,11 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::tables::{ALARM_RULES, ALARMS};
+use super::tables::{ALARM_OUTBOX, ALARM_RULES, ALARMS};
 use super::{Store, StoreError, codec};
 use crate::alarms::Alarm;
 use crate::alarms::rules::RuleSet;
+use crate::alarms::webhook::Outgoing;
 
 /// Key of the one row of [`ALARM_RULES`].
 const RULES_KEY: &str = "reglas";
@@ -59,5 +60,43 @@ impl Store {
             .into_iter()
             .filter(|a| a.since_us < to_us && a.cleared_us.is_none_or(|c| c >= from_us))
             .collect())
+    }
+
+    /// Queues a webhook message under the next free id.
+    pub fn queue_notification(&self, mut n: Outgoing) -> Result<(), StoreError> {
+        let txn = self.db()?.begin_write()?;
+        {
+            let mut t = txn.open_table(ALARM_OUTBOX)?;
+            n.id = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+            t.insert(n.id, codec::encode("alarm_outbox", &n)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every queued webhook message, oldest first.
+    pub fn queued_notifications(&self) -> Result<Vec<Outgoing>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(ALARM_OUTBOX)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            out.push(codec::decode("alarm_outbox", row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Removes a delivered message, or stores its new retry state.
+    pub fn settle_notification(&self, n: &Outgoing, delivered: bool) -> Result<(), StoreError> {
+        let txn = self.db()?.begin_write()?;
+        {
+            let mut t = txn.open_table(ALARM_OUTBOX)?;
+            if delivered {
+                t.remove(n.id)?;
+            } else {
+                t.insert(n.id, codec::encode("alarm_outbox", n)?.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 }

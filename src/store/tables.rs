@@ -54,6 +54,10 @@ pub const ALARMS: TableDefinition<u64, &[u8]> = TableDefinition::new("alarms");
 /// `"reglas"` → postcard [`crate::alarms::rules::RuleSet`]: the site's alarm thresholds.
 pub const ALARM_RULES: TableDefinition<&str, &[u8]> = TableDefinition::new("alarm_rules");
 
+/// Notification id → postcard [`crate::alarms::webhook::Outgoing`]: webhook messages not yet
+/// delivered, with their retry state, so retries outlive a restart.
+pub const ALARM_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("alarm_outbox");
+
 /// Names of the rows of [`META`].
 pub mod meta_key {
     pub const SCHEMA: &str = "schema_version";
@@ -103,5 +107,6 @@ pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(CONSUMERS)?;
     txn.open_table(ALARMS)?;
     txn.open_table(ALARM_RULES)?;
+    txn.open_table(ALARM_OUTBOX)?;
     Ok(())
 }

@@ -46,7 +46,10 @@ export function render(main) {
   main.innerHTML = html`<h1>Alarmas</h1>
     <section aria-labelledby="act-h"><h2 id="act-h">Activas</h2><div id="active"><p class="muted">Cargando…</p></div></section>
     <section aria-labelledby="hist-h"><h2 id="hist-h">Historial</h2><div id="history"></div></section>
-    <section aria-labelledby="rules-h"><h2 id="rules-h">Reglas y umbrales</h2><div id="rules"></div></section>`;
+    <section aria-labelledby="rules-h"><h2 id="rules-h">Reglas y umbrales</h2><div id="rules"></div></section>
+    ${manage ? html`<section aria-labelledby="notify-h"><h2 id="notify-h">Notificaciones</h2>
+      <p class="hint">Envía un mensaje de prueba por el webhook configurado (ver Estado para su entrega).</p>
+      <button type="button" class="btn" id="test-notify">Enviar notificación de prueba</button></section>` : ''}`;
   let alive = true;
 
   async function loadAlarms() {
@@ -74,6 +77,17 @@ export function render(main) {
       if (alive) main.querySelector('#rules').innerHTML = html`<p class="card notice error" role="alert">${e.message}</p>`;
     }
   }
+
+  main.querySelector('#test-notify')?.addEventListener('click', async (e) => {
+    await busy(e.target, 'Enviando…', async () => {
+      try {
+        const r = await post('/api/dashboard/alarms/prueba/');
+        toast(r.webhook === 'en cola' ? 'Notificación de prueba en camino.' : 'No hay webhook configurado (alarms.webhook_url).');
+      } catch (err) {
+        toast(err.message, 'error');
+      }
+    });
+  });
 
   main.addEventListener('submit', async (e) => {
     e.preventDefault();
