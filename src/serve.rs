@@ -118,6 +118,8 @@ pub async fn run(
         cfg.raw.storage.cache_size_mb,
         cfg.timezone,
     )?;
+    // Administrators of a store older than alarms may manage them (once, before accounts load).
+    store.grant_alarms_to_admins()?;
     // The store is held now, so no other service can be writing a snapshot here.
     for path in crate::backup::remove_leftovers(&cfg.raw.storage.data_dir) {
         tracing::info!(path = %path.display(), "removed a leftover of an interrupted backup");

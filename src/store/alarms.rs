@@ -3,7 +3,7 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::tables::{ALARM_OUTBOX, ALARM_RULES, ALARMS};
+use super::tables::{ALARM_OUTBOX, ALARM_RULES, ALARMS, META, USERS};
 use super::{Store, StoreError, codec};
 use crate::alarms::Alarm;
 use crate::alarms::rules::RuleSet;
@@ -12,7 +12,38 @@ use crate::alarms::webhook::Outgoing;
 /// Key of the one row of [`ALARM_RULES`].
 const RULES_KEY: &str = "reglas";
 
+/// Row of META set once administrators were given `GestionarAlarmas`.
+const ADMINS_GRANTED: &str = "alarm_permission_granted";
+
 impl Store {
+    /// Once per store: every account holding `AprobarUsuarios` (the administrators of a store
+    /// made before alarms existed) gets `GestionarAlarmas`; later it is granted like any other.
+    pub fn grant_alarms_to_admins(&self) -> Result<(), StoreError> {
+        use crate::store::users::{Permission, decode_user, encode_user};
+        let txn = self.db()?.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            if meta.get(ADMINS_GRANTED)?.is_some() {
+                return Ok(());
+            }
+            let mut users = txn.open_table(USERS)?;
+            let mut admins = Vec::new();
+            for row in users.iter()? {
+                let u = decode_user(row?.1.value())?;
+                if u.has(Permission::AprobarUsuarios) && !u.has(Permission::GestionarAlarmas) {
+                    admins.push(u);
+                }
+            }
+            for mut u in admins {
+                u.permissions |= Permission::GestionarAlarmas as u32;
+                users.insert(u.id, encode_user(&u)?.as_slice())?;
+            }
+            meta.insert(ADMINS_GRANTED, 1)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// The stored rule set, `None` while the defaults were never changed.
     pub fn alarm_rules(&self) -> Result<Option<RuleSet>, StoreError> {
         let txn = self.db()?.begin_read()?;
@@ -98,5 +129,56 @@ impl Store {
         }
         txn.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+    use crate::store::users::NewUser;
+    use crate::store::users::Permission;
+
+    fn new(name: &str, permissions: u32) -> NewUser {
+        NewUser {
+            username: name.into(),
+            email: format!("{name}@finca.co"),
+            first_name: String::new(),
+            last_name: String::new(),
+            password_hash: "x".into(),
+            approved: true,
+            permissions,
+        }
+    }
+
+    #[test]
+    fn administrators_of_an_older_store_get_the_alarm_permission_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4, chrono_tz::UTC).unwrap();
+        let admin = store
+            .create_user(new("admin", Permission::AprobarUsuarios as u32))
+            .unwrap();
+        let viewer = store
+            .create_user(new("vista", Permission::VerDashboard as u32))
+            .unwrap();
+        store.grant_alarms_to_admins().unwrap();
+        let admin = store.user(admin.id).unwrap().unwrap();
+        assert!(admin.has(Permission::GestionarAlarmas));
+        assert!(
+            !store
+                .user(viewer.id)
+                .unwrap()
+                .unwrap()
+                .has(Permission::GestionarAlarmas)
+        );
+        // Taken away later, it stays away: the grant runs once.
+        store
+            .set_permissions(admin.id, Permission::AprobarUsuarios as u32)
+            .unwrap();
+        store.grant_alarms_to_admins().unwrap();
+        let again = store.user(admin.id).unwrap().unwrap();
+        assert!(
+            !again.has(Permission::GestionarAlarmas),
+            "the grant must not run twice"
+        );
     }
 }

@@ -100,10 +100,7 @@ pub struct User {
 impl User {
     /// Whether the user holds `p`.
     pub fn has(&self, p: Permission) -> bool {
-        // Administrators manage alarms, including those created before the flag existed.
-        let admin_grants = p == Permission::GestionarAlarmas
-            && self.permissions & Permission::AprobarUsuarios as u32 != 0;
-        self.permissions & p as u32 != 0 || admin_grants
+        self.permissions & p as u32 != 0
     }
 
     /// Names of the permissions held.
