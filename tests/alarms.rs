@@ -527,3 +527,64 @@ async fn no_gas_data_raises_an_alarm_and_gas_readings_clear_it() {
     let all = wait_state(&app, "sin_datos_gas", "despejada", Duration::from_secs(5)).await;
     assert_eq!(all.len(), 1, "{all:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_lists_the_alarms_of_its_period() {
+    let app = Appliance::start(Options::default());
+    let tz: chrono_tz::Tz = "America/Bogota".parse().unwrap();
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    let (status, stage) = call(
+        &app,
+        "POST",
+        "/api/dashboard/fillings/",
+        Some(&app.token),
+        Some(json!({"date": today.to_string(), "material_type": "bovino",
+                    "material_amount_kg": 500, "material_humidity_pct": 87, "temperature_c": 30})),
+    )
+    .await;
+    assert_eq!(status, 201, "{stage}");
+    set_rule(&app, "temperatura_baja", json!({"duracion_s": 0})).await;
+    let p = Publisher::sensor(app.mqtt_port, "frio").await;
+    trace(
+        &p,
+        "Prueba",
+        json!({"temperatura": 9.0, "gas_total_m3": 1.0}),
+        2,
+        STEP,
+    )
+    .await;
+    wait_state(&app, "temperatura_baja", "activa", Duration::from_secs(5)).await;
+    let (status, created) = call(
+        &app,
+        "POST",
+        "/api/dashboard/report/create/",
+        Some(&app.token),
+        Some(json!({"report_type": "normal"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let url = created["pdf_url"].as_str().unwrap();
+    let pdf = app
+        .client()
+        .get(app.url(url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args([path.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (scripts/test.sh installs poppler-utils)");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    assert!(text.contains("Alarmas del período"), "{text}");
+    assert!(
+        text.contains("Temperatura del digestor bajo la banda"),
+        "{text}"
+    );
+    assert!(text.contains("sigue activa"), "{text}");
+}
