@@ -588,3 +588,23 @@ async fn a_report_lists_the_alarms_of_its_period() {
     );
     assert!(text.contains("sigue activa"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_temperature_swing_over_three_degrees_raises_one_warning() {
+    let app = Appliance::start(Options::default());
+    let p = Publisher::sensor(app.mqtt_port, "vaiven").await;
+    trace(&p, "Prueba", json!({"temperatura": 24.0}), 2, STEP).await;
+    trace(&p, "Prueba", json!({"temperatura": 26.5}), 2, STEP).await;
+    assert!(alarms_of(&app, "oscilacion_temperatura").await.is_empty());
+    trace(&p, "Prueba", json!({"temperatura": 27.5}), 3, STEP).await;
+    let all = wait_state(
+        &app,
+        "oscilacion_temperatura",
+        "activa",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["severidad"], "aviso");
+    assert_eq!(all[0]["valor"], 3.5);
+}

@@ -8,6 +8,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use super::rules::{Direction, RuleId, RuleSet};
 use super::{Ack, Alarm};
 
+/// Window of the daily temperature swing, µs, and the width of its buckets.
+const SWING_WINDOW_US: i64 = 24 * 3600 * 1_000_000;
+const SWING_BUCKET_US: i64 = 600 * 1_000_000;
+
 /// Window over which refused MQTT connections are counted, µs.
 const REFUSAL_WINDOW_US: i64 = 5 * 60 * 1_000_000;
 
@@ -64,6 +68,8 @@ pub struct Engine {
     last_seen: HashMap<String, i64>,
     /// Last reading with a gas channel (or the start).
     last_gas_us: i64,
+    /// (bucket start, min, max) of the temperature over the last 24 hours.
+    swing: VecDeque<(i64, f64, f64)>,
     /// (time, refused connections since the start) samples of the last window.
     refusals: VecDeque<(i64, u64)>,
     /// hPa per unit of `presion` when it is a gauge reading; `None` for an absolute sensor,
@@ -88,6 +94,7 @@ impl Engine {
             last_seen: HashMap::new(),
             last_gas_us: now_us,
             refusals: VecDeque::new(),
+            swing: VecDeque::new(),
             gauge_hpa_per_unit,
         }
     }
@@ -170,6 +177,8 @@ impl Engine {
         if let Some(t) = r.get(Channel::Temperatura) {
             out.extend(self.observe(RuleId::TemperaturaBaja, "", t, t_us));
             out.extend(self.observe(RuleId::TemperaturaAlta, "", t, t_us));
+            let swing = self.swing_with(t, t_us);
+            out.extend(self.observe(RuleId::OscilacionTemperatura, "", swing, t_us));
         }
         if let Some(m) = r.get(Channel::Calidad) {
             out.extend(self.observe(RuleId::MetanoBajo, "", m, t_us));
@@ -190,6 +199,32 @@ impl Engine {
             out.extend(self.observe(RuleId::SinGas, "", 0.0, t_us));
         }
         out
+    }
+
+    /// Adds a temperature to the 24-hour window; the spread (max − min) of the window.
+    fn swing_with(&mut self, t: f64, t_us: i64) -> f64 {
+        let bucket = t_us - t_us.rem_euclid(SWING_BUCKET_US);
+        match self.swing.back_mut() {
+            Some((b, lo, hi)) if *b == bucket => {
+                *lo = lo.min(t);
+                *hi = hi.max(t);
+            }
+            _ => self.swing.push_back((bucket, t, t)),
+        }
+        while self
+            .swing
+            .front()
+            .is_some_and(|(b, _, _)| *b <= t_us - SWING_WINDOW_US)
+        {
+            self.swing.pop_front();
+        }
+        let lo = self.swing.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
+        let hi = self
+            .swing
+            .iter()
+            .map(|x| x.2)
+            .fold(f64::NEG_INFINITY, f64::max);
+        hi - lo
     }
 
     /// Evaluates the rules that depend on time passing (silence).
@@ -348,6 +383,46 @@ mod tests {
             }
         }
         assert!(raised_at.is_some_and(|m| m <= 15), "{raised_at:?}");
+    }
+
+    #[test]
+    fn a_daily_swing_over_three_degrees_raises_once_and_clears_when_it_leaves_the_window() {
+        let mut e = engine();
+        let hour = 3600 * S;
+        assert!(
+            e.observe(RuleId::OscilacionTemperatura, "", 0.0, 0)
+                .is_empty()
+        );
+        let mut raised = 0;
+        let mut cleared = 0;
+        // A day that swings 25–29.5 °C, then days steady at 27 °C.
+        for h in 0..72 {
+            let t = if h < 24 {
+                25.0 + 4.5 * ((h % 12) as f64 / 11.0)
+            } else {
+                27.0
+            };
+            for (c, _) in e.reading(&reading_with_temperature(t), h * hour) {
+                match c {
+                    Change::Raised => raised += 1,
+                    Change::Cleared => cleared += 1,
+                    Change::Acknowledged => {}
+                }
+            }
+        }
+        assert_eq!((raised, cleared), (1, 1));
+    }
+
+    fn reading_with_temperature(t: f64) -> crate::reading::Reading {
+        let mut values = [None; crate::reading::CHANNELS];
+        values[crate::reading::Channel::Temperatura as usize] = Some(t);
+        crate::reading::Reading {
+            values,
+            extra: Vec::new(),
+            sensor_ts_ms: None,
+            source: "t/d".into(),
+            clock: crate::reading::TimeMark::Synced,
+        }
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub enum Direction {
 pub enum RuleId {
     TemperaturaBaja,
     TemperaturaAlta,
+    OscilacionTemperatura,
     MetanoBajo,
     PresionAlta,
     PresionBaja,
@@ -85,9 +86,10 @@ pub enum RuleId {
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 11] = [
+    pub const ALL: [RuleId; 12] = [
         RuleId::TemperaturaBaja,
         RuleId::TemperaturaAlta,
+        RuleId::OscilacionTemperatura,
         RuleId::MetanoBajo,
         RuleId::PresionAlta,
         RuleId::PresionBaja,
@@ -104,6 +106,7 @@ impl RuleId {
         match self {
             RuleId::TemperaturaBaja => "temperatura_baja",
             RuleId::TemperaturaAlta => "temperatura_alta",
+            RuleId::OscilacionTemperatura => "oscilacion_temperatura",
             RuleId::MetanoBajo => "metano_bajo",
             RuleId::PresionAlta => "presion_alta",
             RuleId::PresionBaja => "presion_baja",
@@ -126,6 +129,7 @@ impl RuleId {
         match self {
             RuleId::TemperaturaBaja => "Temperatura del digestor bajo la banda",
             RuleId::TemperaturaAlta => "Temperatura del digestor sobre la banda",
+            RuleId::OscilacionTemperatura => "Oscilación diaria de temperatura",
             RuleId::MetanoBajo => "Metano bajo",
             RuleId::PresionAlta => "Presión del gas alta",
             RuleId::PresionBaja => "Presión del gas baja",
@@ -141,7 +145,9 @@ impl RuleId {
     /// Unit of the threshold and of the value.
     pub fn unit(self) -> &'static str {
         match self {
-            RuleId::TemperaturaBaja | RuleId::TemperaturaAlta => "°C",
+            RuleId::TemperaturaBaja | RuleId::TemperaturaAlta | RuleId::OscilacionTemperatura => {
+                "°C"
+            }
             RuleId::MetanoBajo => "%",
             RuleId::PresionAlta | RuleId::PresionBaja => "hPa",
             RuleId::SensorSilencioso => "min",
@@ -185,6 +191,7 @@ impl RuleId {
                 1.0,
             ),
             RuleId::TemperaturaAlta => (Severity::Alarma, 40.0, 600, 1.0),
+            RuleId::OscilacionTemperatura => (Severity::Aviso, 3.0, 0, 0.5),
             RuleId::MetanoBajo => (Severity::Alarma, 45.0, 1800, 2.0),
             RuleId::PresionAlta => (
                 Severity::Critica,
