@@ -608,3 +608,22 @@ async fn a_daily_temperature_swing_over_three_degrees_raises_one_warning() {
     assert_eq!(all[0]["severidad"], "aviso");
     assert_eq!(all[0]["valor"], 3.5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsynchronised_clock_raises_a_warning() {
+    let app = Appliance::start(Options {
+        extra_toml: "\n[clock]\nsync_check = \"file\"\nsync_file = \"/nonexistent/synchronized\"\n"
+            .into(),
+        ..Options::default()
+    });
+    set_rule(&app, "reloj_no_sincronizado", json!({"duracion_s": 0})).await;
+    let all = wait_state(
+        &app,
+        "reloj_no_sincronizado",
+        "activa",
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["severidad"], "aviso");
+}
