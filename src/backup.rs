@@ -31,8 +31,8 @@ use redb::TableHandle;
 use crate::config::ValidConfig;
 use crate::store::outbox::{OUTBOX, OUTBOX_KEYS};
 use crate::store::tables::{
-    CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED, ROLLUPS, SENSORS, STAGES, USERS,
-    USERS_BY_EMAIL, USERS_BY_NAME,
+    ALARM_OUTBOX, ALARM_RULES, ALARMS, CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED,
+    ROLLUPS, SENSORS, STAGES, USERS, USERS_BY_EMAIL, USERS_BY_NAME,
 };
 use crate::store::{DB_FILE, Store, StoreError};
 use error::io;
@@ -58,7 +58,7 @@ pub fn remove_leftovers(data_dir: &Path) -> Vec<PathBuf> {
 
 /// Every table of the store, by name: a backup copies exactly these, and a restore requires
 /// each of them except the [`optional_tables`].
-pub fn table_names() -> [&'static str; 15] {
+pub fn table_names() -> [&'static str; 18] {
     [
         META.name(),
         READINGS.name(),
@@ -75,18 +75,24 @@ pub fn table_names() -> [&'static str; 15] {
         CONSUMERS.name(),
         OUTBOX.name(),
         OUTBOX_KEYS.name(),
+        ALARMS.name(),
+        ALARM_RULES.name(),
+        ALARM_OUTBOX.name(),
     ]
 }
 
 /// Tables added after the first release without a schema change: a snapshot written before
 /// them lacks them and is still restorable (opening the store creates them empty).
-pub fn optional_tables() -> [&'static str; 5] {
+pub fn optional_tables() -> [&'static str; 8] {
     [
         SENSORS.name(),
         ROLLUPS.name(),
         CONSUMERS.name(),
         OUTBOX.name(),
         OUTBOX_KEYS.name(),
+        ALARMS.name(),
+        ALARM_RULES.name(),
+        ALARM_OUTBOX.name(),
     ]
 }
 

@@ -13,7 +13,7 @@ use rumqttd::Notification;
 use rumqttd::local::{LinkError, LinkRx};
 
 use crate::clock::{self, Stamp};
-use crate::live::LiveHub;
+use crate::events::Bus;
 use crate::logsafe::Clean;
 use crate::metrics;
 use crate::payload::{self, Limits};
@@ -31,7 +31,8 @@ pub struct IngestDeps {
     /// The configured topic filters, to tell which broker log a message came from.
     pub filters: Vec<String>,
     pub writer: WriterHandle,
-    pub live: LiveHub,
+    /// Where accepted readings are announced (live feed, alarms).
+    pub bus: Bus,
     pub limits: Limits,
     pub store: crate::store::Store,
     pub counters: Arc<Counters>,
@@ -244,7 +245,7 @@ fn parse_loop(rx: std::sync::mpsc::Receiver<Raw>, deps: IngestDeps, queued: Arc<
                 reading.clock = mark;
                 metrics::mqtt_accepted();
                 let stage = deps.store.active_stage_id();
-                deps.live.publish(stage, ts_us, &reading);
+                deps.bus.reading(stage, ts_us, reading.clone());
                 if deps
                     .writer
                     .submit(Incoming {

@@ -6,6 +6,7 @@
 // clock calls) alone allow the calls they wrap.
 #![deny(unsafe_code)]
 
+pub mod alarms;
 pub mod auth;
 pub mod backup;
 pub mod bridge;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod clock;
 pub mod compact;
 pub mod config;
+pub mod events;
 pub mod fsmode;
 pub mod http;
 pub mod import;

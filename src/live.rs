@@ -1,6 +1,7 @@
-//! Fan-out of accepted readings to WebSocket clients. Each reading is serialised once and
-//! shared; a client that falls more than the buffer behind skips the oldest readings (and is
-//! told how many), so it never slows ingest or the other clients.
+//! Fan-out of the event bus to WebSocket clients. Each client subscribes to the bus and
+//! serialises the events it shows (readings and alarm transitions); a client that falls more
+//! than the bus's capacity behind skips the oldest events (and is told how many), so it never
+//! slows ingest, the alarm engine or the other clients.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,47 +11,48 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
+use crate::events::{Bus, Event};
 use crate::reading::{Channel, Reading};
 use crate::sitetime::rfc3339;
 
-/// Cheap-to-clone publisher/subscriber handle of the live feed.
+/// Cheap-to-clone subscriber handle of the live feed.
 #[derive(Clone)]
 pub struct LiveHub {
-    tx: broadcast::Sender<Utf8Bytes>,
+    bus: Bus,
     tz: Tz,
     clients: Arc<AtomicUsize>,
 }
 
 impl LiveHub {
-    /// A hub whose clients may lag `buffer` readings before skipping.
-    pub fn new(buffer: usize, tz: Tz) -> Self {
-        let (tx, _) = broadcast::channel(buffer);
+    /// The live feed of `bus`, with times shown in `tz`.
+    pub fn new(bus: Bus, tz: Tz) -> Self {
         Self {
-            tx,
+            bus,
             tz,
             clients: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Sends a reading to every connected client (no work at all when none is connected).
-    pub fn publish(&self, stage: u64, ts_us: i64, reading: &Reading) {
-        if self.tx.receiver_count() == 0 {
-            return;
-        }
-        let _ = self
-            .tx
-            .send(Utf8Bytes::from(message(self.tz, stage, ts_us, reading)));
-    }
-
     /// A new subscription, counted until the returned guard drops.
-    pub fn subscribe(&self) -> (broadcast::Receiver<Utf8Bytes>, ClientGuard) {
+    pub fn subscribe(&self) -> (broadcast::Receiver<Event>, ClientGuard) {
         self.clients.fetch_add(1, Ordering::Relaxed);
         (
-            self.tx.subscribe(),
+            self.bus.subscribe(),
             ClientGuard {
                 clients: self.clients.clone(),
             },
         )
+    }
+
+    /// The WebSocket text of an event, or `None` for events the feed does not show.
+    pub fn render(&self, event: &Event) -> Option<Utf8Bytes> {
+        match event {
+            Event::Reading(a) => Some(Utf8Bytes::from(message(
+                self.tz, a.stage, a.ts_us, &a.reading,
+            ))),
+            Event::Alarm(t) => Some(Utf8Bytes::from(t.message(self.tz).to_string())),
+            Event::StageChanged { .. } | Event::System(_) => None,
+        }
     }
 
     /// Connected WebSocket clients.

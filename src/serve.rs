@@ -13,11 +13,13 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::alarms::Alarms;
 use crate::auth::{Auth, AuthSetupError};
 use crate::broker::probe::MqttHealth;
 use crate::broker::{self, BrokerDeps, BrokerError};
 use crate::config::ValidConfig;
 use crate::config::placeholder::{self, PlaceholderError};
+use crate::events::Bus;
 use crate::http::{self, AppState};
 use crate::ingest::{Ingest, IngestDeps};
 use crate::live::LiveHub;
@@ -118,6 +120,8 @@ pub async fn run(
         cfg.raw.storage.cache_size_mb,
         cfg.timezone,
     )?;
+    // Administrators of a store older than alarms may manage them (once, before accounts load).
+    store.grant_alarms_to_admins()?;
     // The store is held now, so no other service can be writing a snapshot here.
     for path in crate::backup::remove_leftovers(&cfg.raw.storage.data_dir) {
         tracing::info!(path = %path.display(), "removed a leftover of an interrupted backup");
@@ -154,7 +158,8 @@ pub async fn run(
     )?;
     clock.run(writer.clone())?;
     let bridge = crate::bridge::start(&cfg, &store, shutdown.clone())?;
-    let live = LiveHub::new(raw.http.ws_buffer as usize, cfg.timezone);
+    let bus = Bus::new(raw.http.ws_buffer as usize);
+    let live = LiveHub::new(bus.clone(), cfg.timezone);
     let sensors = SensorRegistry::load(&store)?;
     let sensor_persister = sensors::Persister::spawn(sensors.clone(), store.clone())?;
 
@@ -188,7 +193,7 @@ pub async fn run(
         IngestDeps {
             filters: raw.mqtt.topics.clone(),
             writer: writer.clone(),
-            live: live.clone(),
+            bus: bus.clone(),
             limits: Limits {
                 max_bytes: raw.mqtt.max_payload_bytes as usize,
                 max_fields: raw.mqtt.max_fields as usize,
@@ -199,7 +204,40 @@ pub async fn run(
         },
     )?;
 
+    let alarms = Alarms::start(
+        store.clone(),
+        bus.clone(),
+        // Pressure alarms need a gauge reading (see `alarms::engine`): hPa per unit.
+        (raw.site.pressure_reading == crate::normal_volume::PressureReading::Gauge)
+            .then(|| raw.site.pressure_unit.kpa() * 10.0),
+        shutdown.clone(),
+    )?;
+    crate::alarms::system::spawn(
+        store.clone(),
+        gate.refusals.clone(),
+        bus.clone(),
+        shutdown.clone(),
+    );
+    crate::alarms::mqtt::spawn(
+        alarms.clone(),
+        mqtt.publisher,
+        raw.site.name.clone(),
+        cfg.timezone,
+        &bus,
+        shutdown.clone(),
+    );
+    let webhook = crate::alarms::webhook::Webhook::start(
+        &raw.alarms,
+        store.clone(),
+        raw.site.name.clone(),
+        cfg.timezone,
+        &bus,
+        shutdown.clone(),
+    );
     let state = AppState {
+        webhook,
+        bus: bus.clone(),
+        alarms,
         clock: clock.clone(),
         bridge,
         store: store.clone(),

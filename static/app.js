@@ -3,6 +3,7 @@
 
 import { can, currentUser, logout, onSession, restore } from './api.js?v=__V__';
 import { html, toast } from './dom.js?v=__V__';
+import { refreshBanner } from './alarms.js?v=__V__';
 
 const V = '__V__';
 const page = (name) => () => import(`./pages/${name}.js?v=${V}`);
@@ -12,6 +13,7 @@ const ROUTES = [
   { path: 'panel', title: 'Panel', allow: () => can('VerDashboard'), load: page('panel') },
   { path: 'produccion', title: 'Producción', allow: () => can('VerDashboard'), load: page('produccion') },
   { path: 'llenados', title: 'Llenados', allow: () => can('VerDashboard'), load: page('llenados') },
+  { path: 'alarmas', title: 'Alarmas', allow: () => can('VerDashboard'), load: page('alarmas') },
   { path: 'sensores', title: 'Sensores', allow: () => can('VerDashboard'), load: page('sensores') },
   { path: 'reportes', title: 'Reportes', allow: () => can('VerReportes') || can('GenerarReportes'), load: page('reportes') },
   { path: 'usuarios', title: 'Usuarios', allow: () => can('AprobarUsuarios'), load: page('usuarios') },
@@ -129,6 +131,7 @@ async function route() {
     }
   }
   document.title = `${title} · Biogestor`;
+  refreshBanner();
   if (!firstRender) main.focus({ preventScroll: false });
   firstRender = false;
 }

@@ -14,8 +14,8 @@ use super::staging::{PARTIAL_PREFIX, remove_stale};
 use super::{BackupError, io, table_names};
 use crate::store::Store;
 use crate::store::tables::{
-    CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED, ROLLUPS, SENSORS, STAGES, USERS,
-    USERS_BY_EMAIL, USERS_BY_NAME, meta_key,
+    ALARM_OUTBOX, ALARM_RULES, ALARMS, CONSUMERS, DAILY, META, METERS, READINGS, REPORTS, REVOKED,
+    ROLLUPS, SENSORS, STAGES, USERS, USERS_BY_EMAIL, USERS_BY_NAME, meta_key,
 };
 
 /// Rows copied per write transaction of the snapshot (a few MB of dirty pages at most).
@@ -114,7 +114,10 @@ pub fn snapshot(store: &Store, dest: &Path) -> Result<SnapshotInfo, BackupError>
             + copy_table(&src, &dst, ROLLUPS)?
             + copy_table(&src, &dst, CONSUMERS)?
             + copy_table(&src, &dst, crate::store::outbox::OUTBOX)?
-            + copy_table(&src, &dst, crate::store::outbox::OUTBOX_KEYS)?)
+            + copy_table(&src, &dst, crate::store::outbox::OUTBOX_KEYS)?
+            + copy_table(&src, &dst, ALARMS)?
+            + copy_table(&src, &dst, ALARM_RULES)?
+            + copy_table(&src, &dst, ALARM_OUTBOX)?)
     };
     let rows = match copy() {
         Ok(rows) => rows,

@@ -22,7 +22,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumqttd::local::LinkRx;
+use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings, TlsConfig};
 
 use self::admission::{BrokerHooks, Gate, GateConfig, PROBE_USER};
@@ -118,6 +118,9 @@ fn rumqttd_config(cfg: &ValidConfig, hooks: BrokerHooks) -> Config {
 pub struct Running {
     /// The in-process link ingest reads the reading topics from.
     pub link: LinkRx,
+    /// An in-process link that only publishes (the alarm state, `crate::alarms::mqtt`); its
+    /// receiving half is kept so the router keeps the link.
+    pub publisher: (LinkTx, LinkRx),
     /// Admission state: refusal counts, the intake-full and closing flags.
     pub gate: Arc<Gate>,
     /// The loopback address and credentials of the liveness probe.
@@ -166,6 +169,9 @@ pub fn start(cfg: &ValidConfig, deps: BrokerDeps) -> Result<Running, BrokerError
     let (mut link_tx, link_rx) = broker
         .link("biogestor-ingest")
         .map_err(|e| BrokerError::Link(e.to_string()))?;
+    let publisher = broker
+        .link("biogestor-alarmas")
+        .map_err(|e| BrokerError::Link(e.to_string()))?;
     for topic in &m.topics {
         link_tx
             .subscribe(topic.clone())
@@ -211,6 +217,7 @@ pub fn start(cfg: &ValidConfig, deps: BrokerDeps) -> Result<Running, BrokerError
     }
     Ok(Running {
         link: link_rx,
+        publisher,
         gate,
         probe_addr,
         probe_login: (PROBE_USER.to_string(), probe_password),

@@ -1,6 +1,7 @@
 //! Appliance configuration: `config.toml`, overridden by `BIOGESTOR_SECTION__KEY` variables,
 //! validated once at start-up so that a bad value stops the service with a message naming it.
 
+pub mod alarms;
 pub mod bridge;
 pub mod clock;
 mod env;
@@ -65,6 +66,8 @@ pub struct Config {
     pub materials: BTreeMap<String, MaterialParams>,
     /// `[bridge]`: forwarding to a central MQTT broker (off unless `url` is set).
     pub bridge: bridge::BridgeConfig,
+    /// `[alarms]`: the optional webhook of alarm notifications.
+    pub alarms: alarms::AlarmsConfig,
 }
 
 impl Default for Config {
@@ -80,6 +83,7 @@ impl Default for Config {
             clock: clock::ClockConfig::default(),
             materials: default_materials(),
             bridge: bridge::BridgeConfig::default(),
+            alarms: alarms::AlarmsConfig::default(),
         }
     }
 }

@@ -209,6 +209,7 @@ impl Config {
             });
         }
         super::gas::check(&self.site)?;
+        self.alarms.validate()?;
         let s = &self.storage;
         range(
             "storage.commit_interval_ms",

@@ -84,6 +84,23 @@ async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response {
         "site": { "name": st.config.raw.site.name, "timezone": st.config.raw.site.timezone },
         "setup_pending": st.auth.setup_pending(),
         "storage": storage,
+        "notificaciones": notifications_json(&st),
     });
     (status, Json(body)).into_response()
+}
+
+/// The alarm webhook's state for *Estado*: `null` when none is configured.
+fn notifications_json(st: &AppState) -> serde_json::Value {
+    let tz = st.config.timezone;
+    st.webhook.as_ref().map_or(serde_json::Value::Null, |w| {
+        let s = w.status();
+        json!({
+            "webhook": {
+                "pendientes": s.pendientes,
+                "ultimo_error": s.ultimo_error,
+                "ultimo_error_en": s.error_us.map(|us| rfc3339(tz, us)),
+                "ultimo_envio": s.sent_us.map(|us| rfc3339(tz, us)),
+            }
+        })
+    })
 }

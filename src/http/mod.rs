@@ -4,6 +4,7 @@
 
 mod accounts;
 pub mod admin;
+mod alarms;
 mod assets;
 mod bridge;
 mod clock;
@@ -70,6 +71,12 @@ pub struct AppState {
     pub clock: crate::clock::FieldClock,
     /// The bridge to a central broker (None when `[bridge]` is off).
     pub bridge: Option<crate::bridge::BridgeStatus>,
+    /// The event bus, to announce what handlers change (a new stage).
+    pub bus: crate::events::Bus,
+    /// The alarm webhook, when `alarms.webhook_url` is set.
+    pub webhook: Option<crate::alarms::webhook::Webhook>,
+    /// The alarm engine: alarms, acknowledgements and thresholds.
+    pub alarms: crate::alarms::Alarms,
 }
 
 /// Every route of the API with its handler, from each resource's own table.
@@ -88,6 +95,7 @@ fn declared() -> Vec<routes::Route> {
         production::routes(),
         reports::routes(),
         bridge::routes(),
+        alarms::routes(),
     ]
     .into_iter()
     .flatten()

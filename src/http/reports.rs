@@ -116,7 +116,7 @@ async fn render(
     let store = st.store.clone();
     let (sid, from) = (stage.id, stage.date);
     let daily = blocking(move || store.daily(sid, from, i32::MAX)).await?;
-    let data = build::report_data(
+    let mut data = build::report_data(
         build::Request {
             id,
             report_type,
@@ -130,6 +130,20 @@ async fn render(
         &production,
         &daily,
     );
+    let (from, to) = (stage.created_us, stage.closed_us.unwrap_or_else(now_us));
+    let store = st.store.clone();
+    let alarms = blocking(move || store.alarms_between(from, to)).await?;
+    let tz = st.store.timezone();
+    data.alarms = alarms
+        .iter()
+        .map(|a| crate::reports::data::AlarmLine {
+            since: local_minute(tz, a.since_us),
+            until: a.cleared_us.map(|us| local_minute(tz, us)),
+            severity: a.severity.name().into(),
+            message: a.message.clone(),
+            acknowledged_by: a.ack.as_ref().map(|k| k.by.clone()),
+        })
+        .collect();
     let summary = (
         data.totals.expected_to_date_m3,
         data.totals.actual_total_m3,
@@ -402,4 +416,10 @@ async fn regenerate(
         m.insert("stage_active".into(), Value::from(stage.active));
     }
     Ok(Json(body))
+}
+
+/// `YYYY-MM-DD HH:MM` in the site's zone.
+fn local_minute(tz: chrono_tz::Tz, us: i64) -> String {
+    let t = rfc3339(tz, us);
+    t.get(..16).unwrap_or(&t).replace('T', " ")
 }

@@ -91,6 +91,15 @@ impl Route {
         Self::new(Method::PATCH, path, access, routing::patch(handler))
     }
 
+    /// `PUT path` answered by `handler` for callers allowed by `access`.
+    pub fn put<H, T>(path: &'static str, access: Access, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Self::new(Method::PUT, path, access, routing::put(handler))
+    }
+
     /// `DELETE path` answered by `handler` for callers allowed by `access`.
     pub fn delete<H, T>(path: &'static str, access: Access, handler: H) -> Self
     where

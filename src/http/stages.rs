@@ -136,6 +136,8 @@ async fn create(
     };
     let store = st.store.clone();
     let (stage, closed) = blocking(move || store.create_stage(fields, now)).await?;
+    st.bus
+        .publish(crate::events::Event::StageChanged { stage: stage.id });
     let mut out = stage_json(&st, &stage);
     let detail = match &closed {
         Some(c) => format!(

@@ -165,5 +165,6 @@ pub fn report_data(
         author: req.author,
         generated_at: req.generated_at,
         model_source: e.params.material.source.clone(),
+        alarms: Vec::new(),
     }
 }

@@ -95,6 +95,17 @@ pub struct Totals {
     pub a_biogas_m3: f64,
 }
 
+/// An alarm active at some time during the report's period, as printed.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlarmLine {
+    /// Site-local `YYYY-MM-DD HH:MM` when it was raised, and cleared (`None`: still active).
+    pub since: String,
+    pub until: Option<String>,
+    pub severity: String,
+    pub message: String,
+    pub acknowledged_by: Option<String>,
+}
+
 /// The complete content of one report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportData {
@@ -116,4 +127,6 @@ pub struct ReportData {
     pub generated_at: String,
     /// Source of the model parameters, printed with them.
     pub model_source: String,
+    /// The alarms of the stage's period, oldest first.
+    pub alarms: Vec<AlarmLine>,
 }

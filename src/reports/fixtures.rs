@@ -119,6 +119,7 @@ pub(crate) fn report(n_days: u32, trailing_missing: u32) -> ReportData {
         model_source: "Gompertz modificado; B₀ y SV/ST de IPCC 2019, vol. 4, cap. 10 (bovinos, \
                        América Latina)"
             .to_string(),
+        alarms: Vec::new(),
     }
 }
 

@@ -100,6 +100,7 @@ pub fn render_pdf(data: &ReportData) -> Result<Vec<u8>, RenderError> {
     c.new_page();
     tables::sensors(&mut c, data);
     tables::missing_days(&mut c, data);
+    tables::alarms(&mut c, data);
     sections::text_block(&mut c, "Inferencias", &data.inferences, "Sin inferencias.");
     sections::text_block(
         &mut c,

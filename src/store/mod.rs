@@ -1,6 +1,7 @@
 //! The appliance's only persistent state: one redb file in `data_dir`. Handlers and the ingest
 //! path use this narrow typed API and never open tables themselves.
 
+pub mod alarms;
 pub mod codec;
 pub mod daily;
 pub mod import;

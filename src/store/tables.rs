@@ -47,6 +47,17 @@ pub const ROLLUPS: TableDefinition<(u64, i64), &[u8]> = TableDefinition::new("ro
 /// that has not sent it yet): retention never prunes a reading at or after the smallest one.
 pub const CONSUMERS: TableDefinition<&str, i64> = TableDefinition::new("consumers");
 
+/// Alarm id → postcard [`crate::alarms::Alarm`]: every alarm raised, active or cleared, with
+/// who acknowledged it.
+pub const ALARMS: TableDefinition<u64, &[u8]> = TableDefinition::new("alarms");
+
+/// `"reglas"` → postcard [`crate::alarms::rules::RuleSet`]: the site's alarm thresholds.
+pub const ALARM_RULES: TableDefinition<&str, &[u8]> = TableDefinition::new("alarm_rules");
+
+/// Notification id → postcard [`crate::alarms::webhook::Outgoing`]: webhook messages not yet
+/// delivered, with their retry state, so retries outlive a restart.
+pub const ALARM_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("alarm_outbox");
+
 /// Names of the rows of [`META`].
 pub mod meta_key {
     pub const SCHEMA: &str = "schema_version";
@@ -95,5 +106,8 @@ pub fn create_all(txn: &WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(ROLLUPS)?;
     txn.open_table(CONSUMERS)?;
     super::outbox::create_tables(txn)?;
+    txn.open_table(ALARMS)?;
+    txn.open_table(ALARM_RULES)?;
+    txn.open_table(ALARM_OUTBOX)?;
     Ok(())
 }

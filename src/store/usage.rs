@@ -93,7 +93,7 @@ fn on_disk(meta: &std::fs::Metadata) -> u64 {
 }
 
 /// The free and total bytes of the file system holding `dir` (free: what this user may use).
-fn filesystem(dir: &Path) -> Option<(u64, u64)> {
+pub fn filesystem(dir: &Path) -> Option<(u64, u64)> {
     let st = rustix::fs::statvfs(dir).ok()?;
     Some((
         st.f_bavail.saturating_mul(st.f_frsize),

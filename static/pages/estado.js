@@ -35,6 +35,18 @@ function storageList(st) {
   </dl>`;
 }
 
+/** The alarm webhook's deliveries; nothing when none is configured. */
+function notificationList(n) {
+  if (!n || !n.webhook) return '';
+  const w = n.webhook;
+  const failing = w.pendientes > 0 && w.ultimo_error;
+  return html`<h3>Notificaciones de alarmas</h3><dl class="stats" id="notify-list">
+    <div class="${failing ? 'bad' : ''}"><dt>Webhook</dt><dd id="nt-state">${failing ? html`<span class="tag bad">fallando</span><br><small>${w.ultimo_error}${w.ultimo_error_en ? html` (${dateTime(w.ultimo_error_en)})` : ''}</small>` : html`<span class="tag ok">al día</span>`}</dd></div>
+    <div><dt>Mensajes en espera</dt><dd id="nt-pending">${num(w.pendientes, 0)}</dd></div>
+    <div><dt>Último envío</dt><dd id="nt-sent">${w.ultimo_envio ? dateTime(w.ultimo_envio) : 'ninguno'}</dd></div>
+  </dl>`;
+}
+
 export function render(main) {
   main.innerHTML = html`<h1>Estado del equipo</h1>
     <div id="clock"></div>
@@ -72,7 +84,7 @@ export function render(main) {
       <div><dt>Versión</dt><dd>${h.version}</dd></div>
       <div><dt>En marcha desde hace</dt><dd>${duration(h.uptime_s)}</dd></div>
       <div><dt>Navegadores en vivo</dt><dd>${num(h.ws_clients, 0)}</dd></div>
-    </dl>${storageList(h.storage)}`;
+    </dl>${storageList(h.storage)}${notificationList(h.notificaciones)}`;
   }
 
   async function loadCounts() {

@@ -9,6 +9,7 @@ import { html } from '../dom.js?v=__V__';
 import { age, dateTime, isoUtc, measure, num, parseTs, pct, time, vol, zoneNote } from '../fmt.js?v=__V__';
 import { liveFeed } from '../live.js?v=__V__';
 import { clockBanner } from '../clock.js?v=__V__';
+import { channelAlarms, channelBands } from '../alarms.js?v=__V__';
 
 const HISTORY_S = 24 * 3600;
 const BUCKET_S = 600;
@@ -58,9 +59,11 @@ export function render(main) {
     el.dataset.ch = key;
     el.innerHTML = html`<h3>${info.label}</h3>
       <p class="val"><span class="v">—</span> <span class="u">${info.unit}</span></p>
-      <p class="t muted">${info.extra ? html`<span class="tag">canal adicional</span> ` : ''}<span class="at"></span></p>`;
+      <p class="t muted">${info.extra ? html`<span class="tag">canal adicional</span> ` : ''}<span class="at"></span></p>
+      <p class="band muted"></p>`;
     t = { el, key };
     tiles.set(key, t);
+    decorate(t);
     main.querySelector('#tiles-empty')?.remove();
     // keep the usual channel order when a new one appears
     const order = orderChannels([...tiles.keys()]);
@@ -69,6 +72,27 @@ export function render(main) {
     if (before) tilesEl.insertBefore(el, before.el);
     else tilesEl.append(el);
     return t;
+  }
+
+  // The band of each channel from the alarm rules, and the colour of its worst active alarm.
+  let bands = {};
+  let alarmed = {};
+  function decorate(t) {
+    t.el.querySelector('.band').textContent = bands[t.key] || '';
+    for (const s of ['aviso', 'alarma', 'crítica']) t.el.classList.toggle(`sev-${s}`, alarmed[t.key] === s);
+    if (alarmed[t.key]) t.el.dataset.alarm = alarmed[t.key];
+    else delete t.el.dataset.alarm;
+  }
+  async function loadAlarmState() {
+    try {
+      const [rules, alarms] = await Promise.all([get('/api/dashboard/alarms/reglas/'), get('/api/dashboard/alarms/')]);
+      if (!alive) return;
+      bands = channelBands(rules);
+      alarmed = channelAlarms(alarms.activas);
+      for (const t of tiles.values()) decorate(t);
+    } catch {
+      // the tiles keep their values; the band shows on the next refresh
+    }
   }
 
   function setValue(key, value, ts, flash) {
@@ -117,6 +141,10 @@ export function render(main) {
         setTimeout(() => {
           lagNote = '';
         }, 10_000);
+        return;
+      }
+      if (msg.type === 'alarm') {
+        loadAlarmState();
         return;
       }
       if (msg.type !== 'sensor_data') return;
@@ -261,7 +289,9 @@ export function render(main) {
     if (s && s.ultima_lectura) loadLatest(s.ultima_lectura);
   });
   loadHistory();
+  loadAlarmState();
   timers.push(setInterval(loadStats, 30_000));
+  timers.push(setInterval(loadAlarmState, 60_000));
   timers.push(setInterval(() => {
     if (document.visibilityState === 'visible') loadHistory();
   }, 120_000));

@@ -12,6 +12,7 @@ const PERMS = {
   VerReportes: 'Ver y descargar reportes',
   GenerarReportes: 'Generar y regenerar reportes',
   GestionarLlenados: 'Crear, editar y cerrar llenados',
+  GestionarAlarmas: 'Reconocer alarmas y cambiar sus umbrales',
   AprobarUsuarios: 'Aprobar usuarios y cambiar permisos (administrador)',
 };
 const SCOPES = {

@@ -93,7 +93,7 @@ step('02 acceso: el administrador inicia sesión y llega al Panel con toda la na
   await page.getByRole('button', { name: 'Entrar' }).click();
   await page.getByRole('heading', { level: 1, name: 'Panel' }).waitFor();
   assert.match(page.url(), /#\/panel$/);
-  assert.deepEqual(await navTexts(page), ['Panel', 'Producción', 'Llenados', 'Sensores', 'Reportes', 'Usuarios', 'Estado']);
+  assert.deepEqual(await navTexts(page), ['Panel', 'Producción', 'Llenados', 'Alarmas', 'Sensores', 'Reportes', 'Usuarios', 'Estado']);
   const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem('biogestor.sesion')));
   assert.ok(stored.access && stored.refresh, 'los tokens se guardan en sessionStorage');
   await page.locator('#conn').filter({ hasText: 'conectado' }).waitFor();

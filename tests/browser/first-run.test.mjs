@@ -44,6 +44,6 @@ test('configuración inicial: el código de un solo uso crea el administrador', 
   // the right one makes the administrator, who is logged in at once
   await fill(code.toLowerCase());
   await page.getByRole('heading', { level: 1, name: 'Panel' }).waitFor();
-  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Panel', 'Producción', 'Llenados', 'Sensores', 'Reportes', 'Usuarios', 'Estado']);
+  assert.deepEqual(await page.locator('#nav a').allTextContents(), ['Panel', 'Producción', 'Llenados', 'Alarmas', 'Sensores', 'Reportes', 'Usuarios', 'Estado']);
   assert.deepEqual(seen.take(), []);
 });

@@ -11,12 +11,13 @@ use super::Appliance;
 pub const USER_PASS: &str = "Girasol-Morado-77";
 
 /// Every permission the API knows, in its display order.
-pub const ALL_PERMISSIONS: [&str; 5] = [
+pub const ALL_PERMISSIONS: [&str; 6] = [
     "AprobarUsuarios",
     "VerDashboard",
     "VerReportes",
     "GenerarReportes",
     "GestionarLlenados",
+    "GestionarAlarmas",
 ];
 
 /// A plain client (no default token).

@@ -125,7 +125,10 @@ pub async fn run(socket: WebSocket, st: AppState, viewer: Viewer, _slot: WsSlot)
                 Some(Ok(_)) => continue,
             },
             msg = rx.recv() => match msg {
-                Ok(text) => Message::Text(text),
+                Ok(event) => match st.live.render(&event) {
+                    Some(text) => Message::Text(text),
+                    None => continue,
+                },
                 Err(RecvError::Lagged(n)) => {
                     Message::Text(format!("{{\"type\":\"lagged\",\"skipped\":{n}}}").into())
                 }

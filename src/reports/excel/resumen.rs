@@ -126,6 +126,7 @@ fn pairs(data: &ReportData) -> Vec<(&'static str, Value)> {
             opt(t.methane_yield_nm3_per_kg_vs, round_yield, "0.0000"),
         ),
         ("Días sin datos", Value::Text(missing_days_text(data))),
+        ("Alarmas del período", Value::Text(alarms_text(data))),
         ("Inferencias", text(&data.inferences)),
         ("Observaciones", text(&data.observations)),
         ("Autor", text(&data.author)),
@@ -195,4 +196,20 @@ fn missing_days_text(data: &ReportData) -> String {
             data.missing_days.join(", ")
         )
     }
+}
+
+/// The period's alarms in one cell: how many, then each one.
+fn alarms_text(data: &ReportData) -> String {
+    if data.alarms.is_empty() {
+        return "Ninguna".into();
+    }
+    let lines: Vec<String> = data
+        .alarms
+        .iter()
+        .map(|a| {
+            let until = a.until.as_deref().unwrap_or("sigue activa");
+            format!("{} – {} [{}] {}", a.since, until, a.severity, a.message)
+        })
+        .collect();
+    format!("{}: {}", data.alarms.len(), lines.join("; "))
 }

@@ -121,6 +121,35 @@ pub(super) fn sensors(c: &mut Canvas, data: &ReportData) {
     data_table(c, &cols, &rows, "Estadísticas de sensores (continuación)");
 }
 
+/// Most alarms printed one by one; the rest are counted.
+const MAX_ALARM_LINES: usize = 40;
+
+/// The alarms of the period, one line each.
+pub(super) fn alarms(c: &mut Canvas, data: &ReportData) {
+    heading(c, "Alarmas del período", 30.0);
+    if data.alarms.is_empty() {
+        paragraph(c, "Ninguna alarma en el período.", Style::regular(9.5));
+    }
+    for a in data.alarms.iter().take(MAX_ALARM_LINES) {
+        let until = a.until.as_deref().unwrap_or("sigue activa");
+        let ack = a
+            .acknowledged_by
+            .as_deref()
+            .map(|by| format!(" Reconocida por {by}."))
+            .unwrap_or_default();
+        let line = format!(
+            "{} – {} [{}] {}{ack}",
+            a.since, until, a.severity, a.message
+        );
+        paragraph(c, &line, Style::regular(9.0));
+    }
+    if data.alarms.len() > MAX_ALARM_LINES {
+        let more = data.alarms.len() - MAX_ALARM_LINES;
+        paragraph(c, &format!("… y {more} alarmas más."), Style::regular(9.0));
+    }
+    c.y -= 6.0;
+}
+
 /// The days without gas data, consecutive days joined into ranges.
 pub(super) fn missing_days(c: &mut Canvas, data: &ReportData) {
     heading(c, "Días sin datos", 30.0);

@@ -27,16 +27,19 @@ pub enum Permission {
     VerReportes = 1 << 2,
     GenerarReportes = 1 << 3,
     GestionarLlenados = 1 << 4,
+    /// Acknowledge alarms, edit their thresholds, send a test notification.
+    GestionarAlarmas = 1 << 5,
 }
 
 impl Permission {
     /// Every permission, in display order.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::AprobarUsuarios,
         Permission::VerDashboard,
         Permission::VerReportes,
         Permission::GenerarReportes,
         Permission::GestionarLlenados,
+        Permission::GestionarAlarmas,
     ];
 
     /// The name used by the API.
@@ -47,6 +50,7 @@ impl Permission {
             Permission::VerReportes => "VerReportes",
             Permission::GenerarReportes => "GenerarReportes",
             Permission::GestionarLlenados => "GestionarLlenados",
+            Permission::GestionarAlarmas => "GestionarAlarmas",
         }
     }
 

@@ -1,0 +1,42 @@
+//! Samples the appliance's own condition (store writer, free disk, clock, refused MQTT
+//! connections) and publishes it on the event bus for the alarm engine and other consumers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::refusals::Refusals;
+use crate::events::{Bus, Event, SystemEvent};
+use crate::store::Store;
+
+/// How often the condition is sampled.
+const EVERY: Duration = Duration::from_secs(5);
+
+/// Publishes a sample of every condition each [`EVERY`] until `stop`.
+pub fn spawn(store: Store, refusals: Arc<Refusals>, bus: Bus, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let healthy = store.counters().writer_healthy.load(Ordering::Relaxed);
+            bus.publish(Event::System(SystemEvent::Writer { healthy }));
+            let synced = crate::clock::state() != crate::clock::ClockState::Unsynced;
+            bus.publish(Event::System(SystemEvent::Clock { synced }));
+            let dir = store.path().parent().map(|p| p.to_path_buf());
+            let free = tokio::task::spawn_blocking(move || {
+                dir.and_then(|d| crate::store::usage::filesystem(&d))
+            })
+            .await;
+            if let Ok(Some((free_bytes, _))) = free {
+                bus.publish(Event::System(SystemEvent::Disk { free_bytes }));
+            }
+            let total = refusals.snapshot().iter().map(|(_, n)| n).sum();
+            bus.publish(Event::System(SystemEvent::MqttRefused { total }));
+        }
+    });
+}
