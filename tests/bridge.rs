@@ -277,6 +277,49 @@ async fn forwards_over_tls_to_a_broker_signed_by_a_test_ca() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // An alarm reaches the central side in the retained alarm state, and so does its clearing.
+    let resp = app
+        .client()
+        .put(app.url("/api/dashboard/alarms/reglas/"))
+        .json(&json!({"reglas": {"temperatura_alta": {"duracion_s": 1}}}))
+        .send()
+        .await
+        .expect("rules");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    for t in [50.0, 50.0, 50.0, 50.0] {
+        p.publish("Prueba", json!({ "temperatura": t }).to_string())
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let raised = |v: &Value| {
+        v["activas"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["regla"] == "temperatura_alta"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !got.last("alarmas").is_some_and(|v| raised(&v)) {
+        assert!(
+            Instant::now() < deadline,
+            "no alarm state with the alarm: {:?}",
+            got.last("alarmas")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got.last("alarmas").unwrap_or_default()["peor"], "alarma");
+    for _ in 0..6 {
+        p.publish("Prueba", json!({ "temperatura": 35.0 }).to_string())
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while got.last("alarmas").is_none_or(|v| raised(&v)) {
+        assert!(
+            Instant::now() < deadline,
+            "the cleared alarm stayed: {:?}",
+            got.last("alarmas")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A clean stop replaces the retained status with the offline one.
     let mut app = app;
     app.signal("TERM", Duration::from_secs(10));

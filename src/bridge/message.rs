@@ -4,6 +4,7 @@
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 
+use crate::alarms::Alarm;
 use crate::production::ActualSeries;
 use crate::reading::Channel;
 use crate::reports::data::StageInfo;
@@ -45,7 +46,24 @@ pub fn reports_topic(base: &str) -> String {
     format!("{base}/reportes")
 }
 
-// A topic for alarms (`<base>/alarmas`) belongs here once the appliance raises alarms.
+/// Topic of the retained alarm state.
+pub fn alarms_topic(base: &str) -> String {
+    format!("{base}/alarmas")
+}
+
+/// The alarms not cleared, as the alarms API lists them, and the worst severity:
+/// `{"v": 1, "site": ..., "activas": [...], "peor": ...}` (retained; sent at connection and
+/// whenever an alarm is raised, acknowledged or cleared).
+pub fn alarms_payload(tz: Tz, site: &str, alarms: &[Alarm]) -> Vec<u8> {
+    let open: Vec<&Alarm> = alarms.iter().filter(|a| a.cleared_us.is_none()).collect();
+    let body = json!({
+        "v": SCHEMA_VERSION,
+        "site": site,
+        "activas": open.iter().map(|a| a.json(tz)).collect::<Vec<_>>(),
+        "peor": open.iter().map(|a| a.severity).max().map(|s| s.name()),
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
 
 /// Each day of a stage's measured production, as the production chart shows it, keyed by
 /// its date: the bridge sends only the days whose figures changed since it last sent them.
@@ -281,6 +299,44 @@ mod tests {
             "reportes",
             &sent,
         );
+    }
+
+    #[test]
+    fn the_alarm_state_lists_what_is_not_cleared_and_matches_its_schema() {
+        let alarm = |id, cleared_us, severity| Alarm {
+            id,
+            rule: "temperatura_baja".into(),
+            subject: String::new(),
+            severity,
+            since_us: 0,
+            value: 9.0,
+            threshold: 15.0,
+            message: "Temperatura baja".into(),
+            ack: Some(crate::alarms::Ack {
+                by: "ana".into(),
+                at_us: 1,
+                comment: "revisando".into(),
+            }),
+            cleared_us,
+        };
+        use crate::alarms::rules::Severity;
+        let list = [
+            alarm(1, Some(5), Severity::Critica),
+            alarm(2, None, Severity::Alarma),
+        ];
+        let sent: Value =
+            serde_json::from_slice(&alarms_payload(chrono_tz::UTC, "f1", &list)).unwrap();
+        assert_eq!(sent["activas"].as_array().map(Vec::len), Some(1));
+        assert_eq!(sent["activas"][0]["id"], 2);
+        assert_eq!(sent["peor"], "alarma");
+        keys_in_schema(
+            include_str!("../../docs/schemas/alarmas.v1.schema.json"),
+            "activas",
+            &sent,
+        );
+        let none: Value =
+            serde_json::from_slice(&alarms_payload(chrono_tz::UTC, "f1", &[])).unwrap();
+        assert_eq!(none["peor"], Value::Null);
     }
 
     #[test]

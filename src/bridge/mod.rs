@@ -6,9 +6,12 @@
 //! are sent at once while the backlog is sent oldest first at `max_backfill_per_s` at most.
 //! Delivery is at least once: a batch whose PUBACK was lost is sent again with the same seqs.
 //!
-//! The filling stages go as one retained `.../llenados` message, sent at each connection and
-//! whenever a stage is created, changed or closed. A retained `.../estado` message says the site is online; the last will (and a clean stop)
-//! replace it with an offline one. A refused login is retried only every few minutes.
+//! The filling stages go as one retained `.../llenados` message and the alarms not cleared
+//! as one retained `.../alarmas` message, each sent at connection and whenever it changes.
+//! Each stage's daily figures (`.../diario`) and the report records (`.../reportes`) are sent
+//! at connection and then whatever changed ([`figures`]). A retained `.../estado` message says
+//! the site is online; the last will (and a clean stop) replace it with an offline one. A
+//! refused login is retried only every few minutes.
 
 pub mod figures;
 pub mod message;
@@ -35,7 +38,7 @@ pub use status::{BridgeStatus, Snapshot};
 const MAX_BATCH: usize = 500;
 /// How often the queue is looked at when nothing is in flight.
 const POLL: Duration = Duration::from_millis(200);
-/// How often the stages are checked for changes.
+/// How often the stages and the alarms are checked for changes.
 const STAGES_EVERY: Duration = Duration::from_secs(5);
 /// How often the daily figures and report records are compared with what was sent.
 const FIGURES_EVERY: Duration = Duration::from_secs(60);
@@ -67,6 +70,7 @@ struct Setup {
     stages_topic: String,
     daily_topic: String,
     reports_topic: String,
+    alarms_topic: String,
     backfill_per_s: u64,
     tz: chrono_tz::Tz,
     cfg: Arc<ValidConfig>,
@@ -125,6 +129,7 @@ pub fn start(
         status_topic: message::status_topic(&base),
         stages_topic: message::stages_topic(&base),
         daily_topic: message::daily_topic(&base),
+        alarms_topic: message::alarms_topic(&base),
         reports_topic: message::reports_topic(&base),
         backfill_per_s: b.max_backfill_per_s,
         tz: cfg.timezone,
@@ -252,6 +257,8 @@ async fn connection(
     let mut stages_tick = tokio::time::interval(STAGES_EVERY);
     // What was last sent on `.../llenados` in this connection.
     let mut stages_sent: Option<Vec<u8>> = None;
+    // What was last sent on `.../alarmas` in this connection.
+    let mut alarms_sent: Option<Vec<u8>> = None;
     let mut figures_tick = tokio::time::interval(FIGURES_EVERY);
     // What was last sent on `.../diario` and `.../reportes` in this connection.
     let mut figures_sent = figures::Sent::default();
@@ -313,6 +320,18 @@ async fn connection(
                 {
                     inflight.push_back(InFlight { batch: None, pkid: None });
                     stages_sent = Some(body);
+                }
+                let s = store.clone();
+                let body = blocking(move || s.alarms()).await
+                    .map(|list| message::alarms_payload(setup.tz, &setup.site, &list));
+                if let Ok(body) = body
+                    && alarms_sent.as_ref() != Some(&body)
+                    && client
+                        .try_publish(&setup.alarms_topic, QoS::AtLeastOnce, true, body.clone())
+                        .is_ok()
+                {
+                    inflight.push_back(InFlight { batch: None, pkid: None });
+                    alarms_sent = Some(body);
                 }
             }
             _ = figures_tick.tick() => {
