@@ -9,6 +9,7 @@
 
 mod load;
 mod measured;
+mod now;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ use crate::store::daily::{Daily, Discards, MAX_FLOW_GAP_US, Method};
 use crate::store::stages::Stage;
 pub use load::loading_time_us;
 use measured::DayGas;
+pub use now::{NowError, compute_now};
 
 /// Unit of the comparison, as shown to the operator.
 pub const COMPARISON_UNIT: &str = "Nm³";

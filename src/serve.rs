@@ -207,6 +207,13 @@ pub async fn run(
         // Pressure alarms need a gauge reading (see `alarms::engine`): hPa per unit.
         (raw.site.pressure_reading == crate::normal_volume::PressureReading::Gauge)
             .then(|| raw.site.pressure_unit.kpa() * 10.0),
+        crate::alarms::production::ProductionSource {
+            materials: raw.materials.clone(),
+            site: crate::production::SiteModel {
+                model_temperature: raw.site.model_temperature,
+                gas: cfg.meter_rules().gas,
+            },
+        },
         shutdown.clone(),
     )?;
     crate::alarms::system::spawn(

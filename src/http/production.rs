@@ -10,8 +10,7 @@ use super::error::{ApiError, blocking};
 use super::extract::Path;
 use super::routes::{Access, Route};
 use super::stages::stage_json;
-use crate::production::{self, Calendar, Production, ProductionError};
-use crate::sitetime::{elapsed_fraction_of_today, local_day, today};
+use crate::production::{self, Production, ProductionError};
 use crate::store::stages::Stage;
 use crate::store::users::Permission;
 
@@ -39,26 +38,23 @@ impl From<ProductionError> for ApiError {
 
 /// Computes the comparison for `stage` (shared with the reports).
 pub async fn production_of(st: &AppState, stage: &Stage) -> Result<Production, ApiError> {
-    let tz = st.store.timezone();
     let store = st.store.clone();
-    let (id, from) = (stage.id, stage.date);
-    let daily = blocking(move || store.daily(id, from, i32::MAX)).await?;
-    let closed_day = stage.closed_us.map(|us| local_day(tz, us));
-    Ok(production::compute(
-        stage,
-        st.config.raw.materials.get(&stage.material_type),
-        &daily,
-        Calendar {
-            tz,
-            today: today(tz),
-            today_elapsed: elapsed_fraction_of_today(tz),
-        },
-        closed_day,
-        production::SiteModel {
-            model_temperature: st.config.raw.site.model_temperature,
-            gas: st.config.meter_rules().gas,
-        },
-    )?)
+    let stage = stage.clone();
+    let material = st.config.raw.materials.get(&stage.material_type).cloned();
+    let site = production::SiteModel {
+        model_temperature: st.config.raw.site.model_temperature,
+        gas: st.config.meter_rules().gas,
+    };
+    blocking(move || production::compute_now(&store, &stage, material.as_ref(), site)).await
+}
+
+impl From<production::NowError> for ApiError {
+    fn from(e: production::NowError) -> Self {
+        match e {
+            production::NowError::Store(e) => e.into(),
+            production::NowError::Production(e) => e.into(),
+        }
+    }
 }
 
 async fn respond(st: &AppState, stage: Stage) -> Result<Json<Value>, ApiError> {
