@@ -238,8 +238,17 @@ pub async fn run(
         &bus,
         shutdown.clone(),
     );
+    let mail = crate::alarms::webhook::Webhook::start_mail(
+        &raw.alarms,
+        store.clone(),
+        raw.site.name.clone(),
+        cfg.timezone,
+        &bus,
+        shutdown.clone(),
+    );
     let state = AppState {
         webhook,
+        mail,
         bus: bus.clone(),
         alarms,
         clock: clock.clone(),

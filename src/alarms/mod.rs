@@ -6,6 +6,7 @@
 
 pub mod edit;
 pub mod engine;
+pub mod mail;
 pub mod mqtt;
 pub mod production;
 pub mod rules;
