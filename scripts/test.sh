@@ -36,6 +36,13 @@ if ! python3 -c 'import openpyxl' 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages openpyxl
 fi
 
+# The alarm e-mail test receives mail with aiosmtpd, a local SMTP server from PyPI.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  echo "== installing aiosmtpd"
+  python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd
+fi
+
 # The metrics test parses /metrics with the Prometheus project's own Python parser.
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
   echo "== installing prometheus_client"

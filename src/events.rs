@@ -43,6 +43,10 @@ pub enum Event {
         stage: u64,
     },
     System(SystemEvent),
+    /// The site-local day changed: `day` (a [`crate::sitetime::DayNumber`]) is over.
+    DayClosed {
+        day: crate::sitetime::DayNumber,
+    },
     /// An alarm was raised, acknowledged or cleared.
     Alarm(Arc<Transition>),
 }

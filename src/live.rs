@@ -51,7 +51,7 @@ impl LiveHub {
                 self.tz, a.stage, a.ts_us, &a.reading,
             ))),
             Event::Alarm(t) => Some(Utf8Bytes::from(t.message(self.tz).to_string())),
-            Event::StageChanged { .. } | Event::System(_) => None,
+            Event::StageChanged { .. } | Event::System(_) | Event::DayClosed { .. } => None,
         }
     }
 

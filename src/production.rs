@@ -9,6 +9,7 @@
 
 mod load;
 mod measured;
+mod now;
 #[cfg(test)]
 mod tests;
 
@@ -21,6 +22,7 @@ use crate::store::daily::{Daily, Discards, MAX_FLOW_GAP_US, Method};
 use crate::store::stages::Stage;
 pub use load::loading_time_us;
 use measured::DayGas;
+pub use now::{NowError, compute_now};
 
 /// Unit of the comparison, as shown to the operator.
 pub const COMPARISON_UNIT: &str = "Nm³";
@@ -224,31 +226,6 @@ fn coverage(row: Option<&Daily>, window_us: i64) -> (u32, bool) {
             (missing, missing > 0 || changed)
         }
     }
-}
-
-/// The comparison for `stage` as of now, with the site's settings: what the production
-/// chart, the reports and the bridge's daily figures all show.
-pub fn compute_now(
-    cfg: &crate::config::ValidConfig,
-    stage: &Stage,
-    daily: &[(DayNumber, Daily)],
-) -> Result<Production, ProductionError> {
-    let tz = cfg.timezone;
-    compute(
-        stage,
-        cfg.raw.materials.get(&stage.material_type),
-        daily,
-        Calendar {
-            tz,
-            today: crate::sitetime::today(tz),
-            today_elapsed: crate::sitetime::elapsed_fraction_of_today(tz),
-        },
-        stage.closed_us.map(|us| crate::sitetime::local_day(tz, us)),
-        SiteModel {
-            model_temperature: cfg.raw.site.model_temperature,
-            gas: cfg.meter_rules().gas,
-        },
-    )
 }
 
 /// Compares `stage` with its measured `daily` rows (any order) up to today (site-local): while

@@ -210,6 +210,10 @@ pub async fn run(
         // Pressure alarms need a gauge reading (see `alarms::engine`): hPa per unit.
         (raw.site.pressure_reading == crate::normal_volume::PressureReading::Gauge)
             .then(|| raw.site.pressure_unit.kpa() * 10.0),
+        crate::alarms::production::ProductionSource {
+            materials: raw.materials.clone(),
+            site: cfg.site_model(),
+        },
         shutdown.clone(),
     )?;
     crate::alarms::system::spawn(
@@ -234,8 +238,17 @@ pub async fn run(
         &bus,
         shutdown.clone(),
     );
+    let mail = crate::alarms::webhook::Webhook::start_mail(
+        &raw.alarms,
+        store.clone(),
+        raw.site.name.clone(),
+        cfg.timezone,
+        &bus,
+        shutdown.clone(),
+    );
     let state = AppState {
         webhook,
+        mail,
         bus: bus.clone(),
         alarms,
         clock: clock.clone(),

@@ -122,12 +122,17 @@ impl Engine {
             Direction::Above => (value > s.umbral, value <= s.umbral - s.histeresis),
             Direction::Below => (value < s.umbral, value >= s.umbral + s.histeresis),
         };
+        // The production rule's duration is a count of whole days, already in its value.
+        let hold_s = match rule {
+            RuleId::ProduccionBaja => 0,
+            _ => s.duracion_s,
+        };
         let key = (rule, subject.to_string());
         let open = self.open_for(rule, subject);
         let track = self.tracks.entry(key).or_default();
         match open {
             None if past => {
-                if !track.hold(t_us, s.duracion_s) {
+                if !track.hold(t_us, hold_s) {
                     return Vec::new();
                 }
                 track.reset();
@@ -149,7 +154,7 @@ impl Engine {
                 vec![(Change::Raised, alarm)]
             }
             Some(id) if back => {
-                if !track.hold(t_us, s.duracion_s) {
+                if !track.hold(t_us, hold_s) {
                     return Vec::new();
                 }
                 track.reset();
@@ -244,6 +249,31 @@ impl Engine {
         out
     }
 
+    /// Evaluates the production rule for active `stage` (0: none) with its value (see
+    /// [`super::production::share`]); alarms of other stages are cleared.
+    pub fn production(
+        &mut self,
+        stage: u64,
+        value: Option<f64>,
+        t_us: i64,
+    ) -> Vec<(Change, Alarm)> {
+        let subject = stage.to_string();
+        let stale: Vec<u64> = self
+            .open
+            .values()
+            .filter(|a| a.rule == RuleId::ProduccionBaja.name() && a.subject != subject)
+            .map(|a| a.id)
+            .collect();
+        let mut out: Vec<_> = stale
+            .into_iter()
+            .filter_map(|id| self.clear(id, t_us))
+            .collect();
+        if let (true, Some(v)) = (stage != 0, value) {
+            out.extend(self.observe(RuleId::ProduccionBaja, &subject, v, t_us));
+        }
+        out
+    }
+
     /// Evaluates a system condition.
     pub fn system(&mut self, e: crate::events::SystemEvent, t_us: i64) -> Vec<(Change, Alarm)> {
         use crate::events::SystemEvent;
@@ -314,6 +344,11 @@ fn message(rule: RuleId, subject: &str, value: f64, threshold: f64) -> String {
             rule.title()
         ),
         RuleId::RelojNoSincronizado | RuleId::EscritorConFallas => format!("{}.", rule.title()),
+        RuleId::ProduccionBaja => format!(
+            "{}: la etapa {subject} produjo como mucho {value:.0} % del biogás esperado (Nm³) \
+             en cada uno de los últimos días (umbral {threshold} %).",
+            rule.title()
+        ),
         _ => format!(
             "{}: {value:.1} {unit} (umbral {threshold} {unit}).",
             rule.title()

@@ -6,7 +6,9 @@
 
 pub mod edit;
 pub mod engine;
+pub mod mail;
 pub mod mqtt;
+pub mod production;
 pub mod rules;
 pub mod system;
 pub mod webhook;
@@ -132,6 +134,7 @@ pub struct Alarms {
     engine: Arc<Mutex<Engine>>,
     store: Store,
     bus: Bus,
+    production: Arc<production::ProductionSource>,
 }
 
 impl Alarms {
@@ -141,6 +144,7 @@ impl Alarms {
         store: Store,
         bus: Bus,
         gauge_hpa_per_unit: Option<f64>,
+        production: production::ProductionSource,
         stop: CancellationToken,
     ) -> Result<Alarms, StoreError> {
         let rules = store.alarm_rules()?.unwrap_or_default();
@@ -153,6 +157,7 @@ impl Alarms {
             engine: Arc::new(Mutex::new(engine)),
             store,
             bus,
+            production: Arc::new(production),
         };
         let rx = alarms.bus.subscribe();
         tokio::spawn(alarms.clone().run(rx, stop));
@@ -160,6 +165,8 @@ impl Alarms {
     }
 
     async fn run(self, mut rx: tokio::sync::broadcast::Receiver<Event>, stop: CancellationToken) {
+        // Days may have closed while the appliance was off.
+        self.check_production().await;
         let mut tick = tokio::time::interval(TICK);
         loop {
             let event = tokio::select! {
@@ -179,14 +186,42 @@ impl Alarms {
                     Err(RecvError::Closed) => return,
                 },
             };
+            if let Event::DayClosed { .. } | Event::StageChanged { .. } = event {
+                self.check_production().await;
+                continue;
+            }
             let mut e = self.engine.lock().await;
             let changes = match &event {
                 Event::Reading(a) => e.reading(&a.reading, a.ts_us),
                 Event::System(s) => e.system(*s, crate::sitetime::now_us()),
-                Event::StageChanged { .. } | Event::Alarm(_) => continue,
+                _ => continue,
             };
             self.commit(changes).await;
         }
+    }
+
+    /// Evaluates the production rule on the active stage (see [`production`]).
+    async fn check_production(&self) {
+        let settings = self.engine.lock().await.rules.get(RuleId::ProduccionBaja);
+        if !settings.habilitada {
+            return;
+        }
+        let days = (settings.duracion_s as f64 / 86_400.0).round().max(1.0) as u32;
+        let (store, src) = (self.store.clone(), self.production.clone());
+        let found =
+            match tokio::task::spawn_blocking(move || production::evaluate(&store, &src, days))
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %e, "alarms: production check failed");
+                    return;
+                }
+            };
+        let (stage, value) = found.unwrap_or((0, None));
+        let mut e = self.engine.lock().await;
+        let changes = e.production(stage, value, crate::sitetime::now_us());
+        self.commit(changes).await;
     }
 
     /// Stores and announces transitions (called with the engine locked, so stored states
@@ -264,6 +299,8 @@ impl Alarms {
         tokio::task::spawn_blocking(move || store.save_alarm_rules(&saved)).await??;
         let changes = engine.set_rules(rules.clone(), crate::sitetime::now_us());
         self.commit(changes).await;
+        drop(engine);
+        self.check_production().await;
         Ok(rules)
     }
 }

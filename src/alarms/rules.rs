@@ -83,10 +83,11 @@ pub enum RuleId {
     RelojNoSincronizado,
     EscritorConFallas,
     RechazosMqtt,
+    ProduccionBaja,
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 12] = [
+    pub const ALL: [RuleId; 13] = [
         RuleId::TemperaturaBaja,
         RuleId::TemperaturaAlta,
         RuleId::OscilacionTemperatura,
@@ -99,6 +100,7 @@ impl RuleId {
         RuleId::RelojNoSincronizado,
         RuleId::EscritorConFallas,
         RuleId::RechazosMqtt,
+        RuleId::ProduccionBaja,
     ];
 
     /// The API's name (`regla`).
@@ -116,6 +118,7 @@ impl RuleId {
             RuleId::RelojNoSincronizado => "reloj_no_sincronizado",
             RuleId::EscritorConFallas => "escritor_con_fallas",
             RuleId::RechazosMqtt => "rechazos_mqtt",
+            RuleId::ProduccionBaja => "produccion_baja",
         }
     }
 
@@ -139,6 +142,7 @@ impl RuleId {
             RuleId::RelojNoSincronizado => "Reloj no sincronizado",
             RuleId::EscritorConFallas => "Fallas al guardar datos",
             RuleId::RechazosMqtt => "Conexiones MQTT rechazadas",
+            RuleId::ProduccionBaja => "Producción bajo la curva esperada",
         }
     }
 
@@ -149,6 +153,7 @@ impl RuleId {
                 "°C"
             }
             RuleId::MetanoBajo => "%",
+            RuleId::ProduccionBaja => "% de lo esperado",
             RuleId::PresionAlta | RuleId::PresionBaja => "hPa",
             RuleId::SensorSilencioso => "min",
             RuleId::SinGas => "h",
@@ -164,7 +169,8 @@ impl RuleId {
             RuleId::TemperaturaBaja
             | RuleId::MetanoBajo
             | RuleId::PresionBaja
-            | RuleId::DiscoBajo => Direction::Below,
+            | RuleId::DiscoBajo
+            | RuleId::ProduccionBaja => Direction::Below,
             _ => Direction::Above,
         }
     }
@@ -206,6 +212,8 @@ impl RuleId {
             RuleId::RelojNoSincronizado => (Severity::Aviso, 0.5, 600, 0.0),
             RuleId::EscritorConFallas => (Severity::Critica, 0.5, 60, 0.0),
             RuleId::RechazosMqtt => (Severity::Aviso, 20.0, 0, 10.0),
+            // The duration counts whole days (3), see `alarms::production`.
+            RuleId::ProduccionBaja => (Severity::Aviso, 50.0, 3 * 86_400, 10.0),
         };
         RuleSettings {
             habilitada: true,

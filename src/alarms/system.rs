@@ -1,5 +1,6 @@
 //! Samples the appliance's own condition (store writer, free disk, clock, refused MQTT
-//! connections) and publishes it on the event bus for the alarm engine and other consumers.
+//! connections) and publishes it on the event bus for the alarm engine and other consumers,
+//! with the close of each site-local day.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,15 +15,23 @@ use crate::store::Store;
 /// How often the condition is sampled.
 const EVERY: Duration = Duration::from_secs(5);
 
-/// Publishes a sample of every condition each [`EVERY`] until `stop`.
+/// Publishes a sample of every condition each [`EVERY`], and [`Event::DayClosed`] when the
+/// site-local day changes, until `stop`.
 pub fn spawn(store: Store, refusals: Arc<Refusals>, bus: Bus, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
+        let tz = store.timezone();
+        let mut day = crate::sitetime::today(tz);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            let now = crate::sitetime::today(tz);
+            if now > day {
+                bus.publish(Event::DayClosed { day: now - 1 });
+            }
+            day = now;
             let healthy = store.counters().writer_healthy.load(Ordering::Relaxed);
             bus.publish(Event::System(SystemEvent::Writer { healthy }));
             let synced = crate::clock::state() != crate::clock::ClockState::Unsynced;

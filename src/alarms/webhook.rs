@@ -23,11 +23,20 @@ pub const MAX_BACKOFF_S: i64 = 300;
 /// How long one attempt may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A queued webhook message, as stored.
+/// Which outbound channel a queued message is for; each sender takes only its own, so a
+/// failing webhook never holds back e-mail or the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Channel {
+    Webhook,
+    Mail,
+}
+
+/// A queued webhook or e-mail message, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outgoing {
     /// Set by the store when queued.
     pub id: u64,
+    pub channel: Channel,
     /// Title line (ntfy's `Title`).
     pub title: String,
     /// One line for people (Telegram's `text`, ntfy's body).
@@ -53,9 +62,16 @@ pub struct Status {
     pub sent_us: Option<i64>,
 }
 
-/// Handle of the running webhook sender.
+/// Where a sender delivers.
+enum Target {
+    Http { url: String, format: WebhookFormat },
+    Mail(Box<super::mail::Mailer>),
+}
+
+/// Handle of a running sender (the webhook, or e-mail: [`Webhook::start_mail`]).
 #[derive(Clone)]
 pub struct Webhook {
+    channel: Channel,
     store: Store,
     site: String,
     status: Arc<Mutex<Status>>,
@@ -83,21 +99,65 @@ impl Webhook {
         if cfg.webhook_url.is_empty() {
             return None;
         }
+        let target = Target::Http {
+            url: cfg.webhook_url.clone(),
+            format: cfg.webhook_format,
+        };
+        Some(Self::spawn(
+            Channel::Webhook,
+            target,
+            store,
+            site,
+            tz,
+            bus,
+            stop,
+        ))
+    }
+
+    /// Starts the e-mail sender when `alarms.smtp_host` is set; `None` otherwise.
+    pub fn start_mail(
+        cfg: &AlarmsConfig,
+        store: Store,
+        site: String,
+        tz: chrono_tz::Tz,
+        bus: &Bus,
+        stop: CancellationToken,
+    ) -> Option<Webhook> {
+        if cfg.smtp_host.is_empty() {
+            return None;
+        }
+        let mailer = super::mail::Mailer::new(cfg);
+        let target = Target::Mail(Box::new(mailer));
+        Some(Self::spawn(
+            Channel::Mail,
+            target,
+            store,
+            site,
+            tz,
+            bus,
+            stop,
+        ))
+    }
+
+    fn spawn(
+        channel: Channel,
+        target: Target,
+        store: Store,
+        site: String,
+        tz: chrono_tz::Tz,
+        bus: &Bus,
+        stop: CancellationToken,
+    ) -> Webhook {
         let hook = Webhook {
+            channel,
             store,
             site,
             status: Arc::new(Mutex::new(Status::default())),
             wake: Arc::new(Notify::new()),
         };
         let events = bus.subscribe();
-        tokio::spawn(hook.clone().run(
-            cfg.webhook_url.clone(),
-            cfg.webhook_format,
-            tz,
-            events,
-            stop,
-        ));
-        Some(hook)
+        tokio::spawn(hook.clone().run(target, tz, events, stop));
+        hook
     }
 
     /// The sender's state for *Estado*.
@@ -109,6 +169,7 @@ impl Webhook {
     pub async fn queue(&self, title: String, text: String, priority: u8, body: Value) {
         let n = Outgoing {
             id: 0,
+            channel: self.channel,
             title,
             text,
             priority,
@@ -149,7 +210,8 @@ impl Webhook {
             "evento": t.change.name(),
             "alarma": a.json(tz),
         });
-        let title = format!("Biogestor {}: alarma {}", self.site, t.change.name());
+        let what = super::rules::RuleId::from_name(&a.rule).map_or(a.rule.as_str(), |r| r.title());
+        let title = format!("Biogestor {}: {what} ({})", self.site, t.change.name());
         self.queue(title, text, priority(a.severity), body).await;
     }
 
@@ -163,8 +225,7 @@ impl Webhook {
 
     async fn run(
         self,
-        url: String,
-        format: WebhookFormat,
+        target: Target,
         tz: chrono_tz::Tz,
         mut events: tokio::sync::broadcast::Receiver<Event>,
         stop: CancellationToken,
@@ -185,18 +246,22 @@ impl Webhook {
                 _ = tick.tick() => {}
                 _ = self.wake.notified() => {}
             }
-            self.deliver_due(&client, &url, format).await;
+            self.deliver_due(&client, &target).await;
         }
     }
 
     /// Sends the queued messages that are due, oldest first; stops at the first failure so
     /// they arrive in order.
-    async fn deliver_due(&self, client: &reqwest::Client, url: &str, format: WebhookFormat) {
+    async fn deliver_due(&self, client: &reqwest::Client, target: &Target) {
         let store = self.store.clone();
         let queued = match tokio::task::spawn_blocking(move || store.queued_notifications()).await {
             Ok(Ok(q)) => q,
             _ => return,
         };
+        let queued: Vec<Outgoing> = queued
+            .into_iter()
+            .filter(|n| n.channel == self.channel)
+            .collect();
         if let Ok(mut s) = self.status.lock() {
             s.pendientes = queued.len();
         }
@@ -205,22 +270,9 @@ impl Webhook {
             if n.next_us > now {
                 return;
             }
-            let req = match format {
-                WebhookFormat::Json => client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(n.json.clone()),
-                WebhookFormat::Ntfy => client
-                    .post(url)
-                    .header("Title", n.title.clone())
-                    .header("Priority", n.priority.to_string())
-                    .header("Tags", "warning")
-                    .body(n.text.clone()),
-            };
-            let outcome = match req.send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(format!("respuesta {}", r.status())),
-                Err(e) => Err(format!("sin conexión: {e}")),
+            let outcome = match target {
+                Target::Http { url, format } => post(client, url, *format, &n).await,
+                Target::Mail(m) => m.send(&n).await,
             };
             let delivered = outcome.is_ok();
             match outcome {
@@ -246,5 +298,31 @@ impl Webhook {
                 return;
             }
         }
+    }
+}
+
+/// POSTs one message to the webhook.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    format: WebhookFormat,
+    n: &Outgoing,
+) -> Result<(), String> {
+    let req = match format {
+        WebhookFormat::Json => client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(n.json.clone()),
+        WebhookFormat::Ntfy => client
+            .post(url)
+            .header("Title", n.title.clone())
+            .header("Priority", n.priority.to_string())
+            .header("Tags", "warning")
+            .body(n.text.clone()),
+    };
+    match req.send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("respuesta {}", r.status())),
+        Err(e) => Err(format!("sin conexión: {e}")),
     }
 }

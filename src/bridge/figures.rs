@@ -32,9 +32,10 @@ pub struct Snapshot {
 pub fn collect(store: &Store, cfg: &ValidConfig) -> Result<Snapshot, StoreError> {
     let mut stages = Vec::new();
     for stage in store.stages()? {
-        let daily = store.daily(stage.id, stage.date, i32::MAX)?;
-        match production::compute_now(cfg, &stage, &daily) {
+        let material = cfg.raw.materials.get(&stage.material_type);
+        match production::compute_now(store, &stage, material, cfg.site_model()) {
             Ok(p) => stages.push((stage.id, message::daily_days(&p.actual))),
+            Err(production::NowError::Store(e)) => return Err(e),
             Err(e) => tracing::debug!(stage = stage.id, error = %e, "no daily figures to send"),
         }
     }

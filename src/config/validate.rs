@@ -30,6 +30,15 @@ impl ValidConfig {
         &self.raw.storage.data_dir
     }
 
+    /// The site settings the expected-against-measured comparison depends on (the chart,
+    /// reports, the production alarm and the bridge's daily figures use the same).
+    pub fn site_model(&self) -> crate::production::SiteModel {
+        crate::production::SiteModel {
+            model_temperature: self.raw.site.model_temperature,
+            gas: super::gas::gas_site(&self.raw.site),
+        }
+    }
+
     /// The rules that separate gas from meter noise in the daily aggregates.
     pub fn meter_rules(&self) -> MeterRules {
         MeterRules {

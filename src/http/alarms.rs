@@ -94,7 +94,7 @@ async fn update_rules(
 }
 
 /// Sends a test message through every channel: the live feed and, when configured, the
-/// webhook (queued like an alarm, so a failure shows in *Estado*).
+/// webhook and e-mail (queued like an alarm, so a failure shows in *Estado*).
 async fn test_notification(
     State(st): State<AppState>,
     Extension(CurrentUser(u)): Extension<CurrentUser>,
@@ -106,8 +106,16 @@ async fn test_notification(
         }
         None => "no configurado",
     };
+    let correo = match &st.mail {
+        Some(m) => {
+            m.queue_test(&u.username).await;
+            "en cola"
+        }
+        None => "no configurado",
+    };
     Json(json!({
         "detail": "Notificación de prueba enviada.",
         "webhook": webhook,
+        "correo": correo,
     }))
 }

@@ -89,18 +89,23 @@ async fn healthz(State(st): State<AppState>, headers: HeaderMap) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The alarm webhook's state for *Estado*: `null` when none is configured.
+/// The alarm webhook's and e-mail's state for *Estado*: `null` when neither is configured.
 fn notifications_json(st: &AppState) -> serde_json::Value {
     let tz = st.config.timezone;
-    st.webhook.as_ref().map_or(serde_json::Value::Null, |w| {
+    let of = |w: &crate::alarms::webhook::Webhook| {
         let s = w.status();
         json!({
-            "webhook": {
-                "pendientes": s.pendientes,
-                "ultimo_error": s.ultimo_error,
-                "ultimo_error_en": s.error_us.map(|us| rfc3339(tz, us)),
-                "ultimo_envio": s.sent_us.map(|us| rfc3339(tz, us)),
-            }
+            "pendientes": s.pendientes,
+            "ultimo_error": s.ultimo_error,
+            "ultimo_error_en": s.error_us.map(|us| rfc3339(tz, us)),
+            "ultimo_envio": s.sent_us.map(|us| rfc3339(tz, us)),
         })
+    };
+    if st.webhook.is_none() && st.mail.is_none() {
+        return serde_json::Value::Null;
+    }
+    json!({
+        "webhook": st.webhook.as_ref().map(of),
+        "correo": st.mail.as_ref().map(of),
     })
 }

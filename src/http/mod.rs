@@ -75,6 +75,8 @@ pub struct AppState {
     pub bus: crate::events::Bus,
     /// The alarm webhook, when `alarms.webhook_url` is set.
     pub webhook: Option<crate::alarms::webhook::Webhook>,
+    /// The alarm e-mail sender, when `alarms.smtp_host` is set.
+    pub mail: Option<crate::alarms::webhook::Webhook>,
     /// The alarm engine: alarms, acknowledgements and thresholds.
     pub alarms: crate::alarms::Alarms,
 }

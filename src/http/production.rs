@@ -39,9 +39,19 @@ impl From<ProductionError> for ApiError {
 /// Computes the comparison for `stage` (shared with the reports).
 pub async fn production_of(st: &AppState, stage: &Stage) -> Result<Production, ApiError> {
     let store = st.store.clone();
-    let (id, from) = (stage.id, stage.date);
-    let daily = blocking(move || store.daily(id, from, i32::MAX)).await?;
-    Ok(production::compute_now(&st.config, stage, &daily)?)
+    let stage = stage.clone();
+    let material = st.config.raw.materials.get(&stage.material_type).cloned();
+    let site = st.config.site_model();
+    blocking(move || production::compute_now(&store, &stage, material.as_ref(), site)).await
+}
+
+impl From<production::NowError> for ApiError {
+    fn from(e: production::NowError) -> Self {
+        match e {
+            production::NowError::Store(e) => e.into(),
+            production::NowError::Production(e) => e.into(),
+        }
+    }
 }
 
 async fn respond(st: &AppState, stage: Stage) -> Result<Json<Value>, ApiError> {

@@ -36,14 +36,17 @@ function storageList(st) {
 }
 
 /** The alarm webhook's deliveries; nothing when none is configured. */
-function notificationList(n) {
-  if (!n || !n.webhook) return '';
-  const w = n.webhook;
+function channelRows(name, w, id) {
   const failing = w.pendientes > 0 && w.ultimo_error;
+  return html`<div class="${failing ? 'bad' : ''}"><dt>${name}</dt><dd id="${id}-state">${failing ? html`<span class="tag bad">fallando</span><br><small>${w.ultimo_error}${w.ultimo_error_en ? html` (${dateTime(w.ultimo_error_en)})` : ''}</small>` : html`<span class="tag ok">al día</span>`}</dd></div>
+    <div><dt>Mensajes en espera</dt><dd id="${id}-pending">${num(w.pendientes, 0)}</dd></div>
+    <div><dt>Último envío</dt><dd id="${id}-sent">${w.ultimo_envio ? dateTime(w.ultimo_envio) : 'ninguno'}</dd></div>`;
+}
+
+function notificationList(n) {
+  if (!n || (!n.webhook && !n.correo)) return '';
   return html`<h3>Notificaciones de alarmas</h3><dl class="stats" id="notify-list">
-    <div class="${failing ? 'bad' : ''}"><dt>Webhook</dt><dd id="nt-state">${failing ? html`<span class="tag bad">fallando</span><br><small>${w.ultimo_error}${w.ultimo_error_en ? html` (${dateTime(w.ultimo_error_en)})` : ''}</small>` : html`<span class="tag ok">al día</span>`}</dd></div>
-    <div><dt>Mensajes en espera</dt><dd id="nt-pending">${num(w.pendientes, 0)}</dd></div>
-    <div><dt>Último envío</dt><dd id="nt-sent">${w.ultimo_envio ? dateTime(w.ultimo_envio) : 'ninguno'}</dd></div>
+    ${n.webhook ? channelRows('Webhook', n.webhook, 'nt') : ''}${n.correo ? channelRows('Correo', n.correo, 'ml') : ''}
   </dl>`;
 }
 
