@@ -55,6 +55,8 @@ test('alarmas: aviso en todas las páginas, color en el Panel, reconocer con com
   await page.getByRole('button', { name: 'Entrar' }).click();
   await page.getByRole('heading', { level: 1, name: 'Panel' }).waitFor();
   assert.equal(await page.locator('#alarm-banner').isHidden(), true, 'sin alarmas no hay aviso');
+  // The tile is made by the live feed: publish only once it is connected.
+  await page.locator('#conn').filter({ hasText: 'conectado' }).waitFor();
 
   await publishJson(app, 'Prueba', { temperatura: 46.5 });
   await until('la alarma no se activó', async () => (await alarms()).activas.length === 1);
