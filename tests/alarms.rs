@@ -196,6 +196,31 @@ async fn a_pressure_spike_raises_one_critical_alarm_and_clears() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pressure_drop_raises_one_warning_and_clears() {
+    let app = Appliance::start(Options {
+        extra_toml: "pressure_reading = \"gauge\"\n".into(),
+        ..Options::default()
+    });
+    set_rule(&app, "presion_baja", json!({"duracion_s": 1})).await;
+    let p = Publisher::sensor(app.mqtt_port, "bolsa").await;
+    let t = "sensores/bolsa";
+    trace(&p, t, json!({"presion": 8.0}), 3, STEP).await;
+    assert!(alarms_of(&app, "presion_baja").await.is_empty());
+    // The bag empties (a leak): the gauge pressure falls to nothing.
+    trace(&p, t, json!({"presion": 0.2}), 6, STEP).await;
+    let all = wait_state(&app, "presion_baja", "activa", Duration::from_secs(5)).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["severidad"], "aviso");
+    // 1.5 hPa is above 1 but not by the 1 hPa hysteresis.
+    trace(&p, t, json!({"presion": 1.5}), 6, STEP).await;
+    assert_eq!(alarms_of(&app, "presion_baja").await[0]["estado"], "activa");
+    trace(&p, t, json!({"presion": 8.0}), 6, STEP).await;
+    let all = wait_state(&app, "presion_baja", "despejada", Duration::from_secs(5)).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(alarms_of(&app, "presion_alta").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absolute_pressure_sensor_raises_no_pressure_alarm() {
     // 1006 hPa absolute at the default altitude would read as ~260 hPa over the ambient: an
     // absolute sensor cannot tell the bag's few hPa from the weather, so no pressure rule runs.

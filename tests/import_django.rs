@@ -236,11 +236,23 @@ async fn an_installation_of_the_old_system_comes_along() {
     // replaced (the second login checks the new one).
     let (status, body) = login(&app, "jefe", BOSS_PASS).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body["user"]["permisos"].as_array().map(Vec::len),
-        Some(5),
-        "{body}"
-    );
+    let every: Vec<Value> = [
+        "AprobarUsuarios",
+        "VerDashboard",
+        "VerReportes",
+        "GenerarReportes",
+        "GestionarLlenados",
+        "GestionarAlarmas",
+    ]
+    .iter()
+    .map(|f| json!(f))
+    .collect();
+    let held = body["user"]["permisos"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(held.len(), every.len(), "every permission: {body}");
+    assert!(every.iter().all(|f| held.contains(f)), "{body}");
     let (status, _) = login(&app, "jefe", "jefe-granja-2020").await;
     assert_eq!(status, 401, "a wrong password stays wrong");
     let (status, body) = login(&app, "jefe", BOSS_PASS).await;
