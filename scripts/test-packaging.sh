@@ -18,14 +18,16 @@
 #   (d) shellcheck of the packaging scripts.
 #
 # Environment: BIN (native binary, default target/release/biogestor, built if missing),
-# RUN_ARM (1), ARM_MAX_BYTES (12000000, size goal of the aarch64 binary), and the SMOKE_*
+# RUN_ARM (1), ARM_MAX_BYTES (14000000, size goal of the aarch64 binary: catches symbols or a
+# stray C library creeping in; the alarm notifications (HTTPS webhook, SMTP) and the bridge's
+# TLS client took it from 9.8 to 12.9 MB), and the SMOKE_*
 # variables of scripts/arm-smoke.sh. Installs the Debian packages it needs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 RUN_ARM=${RUN_ARM:-1}
-ARM_MAX_BYTES=${ARM_MAX_BYTES:-12000000}
+ARM_MAX_BYTES=${ARM_MAX_BYTES:-14000000}
 TD=${CARGO_TARGET_DIR:-$ROOT/target/arm}
 BIN=${BIN:-$ROOT/target/release/biogestor}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
