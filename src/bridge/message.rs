@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 use crate::alarms::Alarm;
 use crate::production::ActualSeries;
 use crate::reading::Channel;
-use crate::reports::data::StageInfo;
-use crate::sitetime::{day_date, rfc3339};
+use crate::reports::data::{StageInfo, record_json};
+use crate::sitetime::rfc3339;
 use crate::store::outbox::Queued;
 use crate::store::reports::ReportRecord;
 use crate::store::stages::Stage;
@@ -101,24 +101,7 @@ pub fn daily_payload(site: &str, stage: u64, days: &[Value]) -> Vec<u8> {
 /// New or re-rendered report records on `.../reportes`, with the history's field names:
 /// `{"v": 1, "site": ..., "reportes": [...]}` (the files stay on the appliance).
 pub fn reports_payload(tz: Tz, site: &str, records: &[ReportRecord]) -> Vec<u8> {
-    let list: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "created_at": rfc3339(tz, r.created_us),
-                "regenerated_at": r.regenerated_us.map(|us| rfc3339(tz, us)),
-                "report_type": r.report_type,
-                "stage": r.stage_id,
-                "stage_number": r.stage_number,
-                "user_name": r.user_name,
-                "production_estimated": r.production_estimated,
-                "production_real": r.production_real,
-                "observations": r.observations,
-                "inferences": r.inferences,
-            })
-        })
-        .collect();
+    let list: Vec<Value> = records.iter().map(|r| record_json(tz, r)).collect();
     let body = json!({ "v": SCHEMA_VERSION, "site": site, "reportes": list });
     serde_json::to_vec(&body).unwrap_or_default()
 }
@@ -126,23 +109,7 @@ pub fn reports_payload(tz: Tz, site: &str, records: &[ReportRecord]) -> Vec<u8> 
 /// Every filling stage, as the reports describe it: `{"v": 1, "site": ..., "llenados": [...]}`
 /// (retained, sent again whenever a stage is created, changed or closed).
 pub fn stages_payload(tz: Tz, site: &str, stages: &[Stage]) -> Vec<u8> {
-    let list: Vec<StageInfo> = stages
-        .iter()
-        .map(|s| StageInfo {
-            id: s.id,
-            number: s.number,
-            date: day_date(s.date).to_string(),
-            people: s.people.clone(),
-            material_type: s.material_type.clone(),
-            material_amount_kg: s.material_amount_kg,
-            material_humidity_pct: s.material_humidity_pct,
-            added_water_m3: s.added_water_m3,
-            temperature_c: s.temperature_c,
-            active: s.active,
-            created_at: rfc3339(tz, s.created_us),
-            closed_at: s.closed_us.map(|us| rfc3339(tz, us)),
-        })
-        .collect();
+    let list: Vec<StageInfo> = stages.iter().map(|s| StageInfo::of(tz, s)).collect();
     let body = json!({ "v": SCHEMA_VERSION, "site": site, "llenados": list });
     serde_json::to_vec(&body).unwrap_or_default()
 }

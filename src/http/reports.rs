@@ -79,26 +79,21 @@ fn author(u: &User) -> String {
 }
 
 fn record_json(st: &AppState, r: &ReportRecord) -> Value {
-    json!({
-        "id": r.id,
-        "created_at": rfc3339(st.store.timezone(), r.created_us),
-        "regenerated_at": r.regenerated_us.map(|us| rfc3339(st.store.timezone(), us)),
-        "report_type": r.report_type,
-        "stage": r.stage_id,
-        "stage_number": r.stage_number,
-        "user_name": r.user_name,
-        "production_estimated": r.production_estimated,
-        "production_real": r.production_real,
-        "observations": r.observations,
-        "inferences": r.inferences,
-        "pdf_url": url(r.id, Kind::Pdf),
-        "excel_url": url(r.id, Kind::Excel),
-        "csv_url": url(r.id, Kind::Csv),
-        // The old system's names for the same links, which its history screen reads.
-        "file_pdf": url(r.id, Kind::Pdf),
-        "file_excel": url(r.id, Kind::Excel),
-        "file_csv": url(r.id, Kind::Csv),
-    })
+    let mut v = crate::reports::data::record_json(st.store.timezone(), r);
+    if let Value::Object(m) = &mut v {
+        for (name, kind) in [
+            ("pdf_url", Kind::Pdf),
+            ("excel_url", Kind::Excel),
+            ("csv_url", Kind::Csv),
+            // The old system's names for the same links, which its history screen reads.
+            ("file_pdf", Kind::Pdf),
+            ("file_excel", Kind::Excel),
+            ("file_csv", Kind::Csv),
+        ] {
+            m.insert(name.into(), Value::from(url(r.id, kind)));
+        }
+    }
+    v
 }
 
 /// Renders and writes the three files of report `id` for `stage`; returns the record fields

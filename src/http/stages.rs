@@ -13,7 +13,7 @@ use super::extract::Path;
 use super::routes::{Access, Route};
 use crate::reports::data::StageInfo;
 use crate::rules::stage;
-use crate::sitetime::{day_date, now_us, rfc3339, today};
+use crate::sitetime::{now_us, today};
 use crate::store::stages::{Stage, StageError, StageFields};
 use crate::store::users::Permission;
 
@@ -38,21 +38,7 @@ pub fn stage_json(st: &AppState, s: &Stage) -> Value {
 
 /// A stage as the reports show it.
 pub fn stage_info(st: &AppState, s: &Stage) -> StageInfo {
-    let tz = st.store.timezone();
-    StageInfo {
-        id: s.id,
-        number: s.number,
-        date: day_date(s.date).to_string(),
-        people: s.people.clone(),
-        material_type: s.material_type.clone(),
-        material_amount_kg: s.material_amount_kg,
-        material_humidity_pct: s.material_humidity_pct,
-        added_water_m3: s.added_water_m3,
-        temperature_c: s.temperature_c,
-        active: s.active,
-        created_at: rfc3339(tz, s.created_us),
-        closed_at: s.closed_us.map(|us| rfc3339(tz, us)),
-    }
+    StageInfo::of(st.store.timezone(), s)
 }
 
 impl From<StageError> for ApiError {

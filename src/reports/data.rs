@@ -40,6 +40,50 @@ pub struct StageInfo {
     pub closed_at: Option<String>,
 }
 
+impl StageInfo {
+    /// `s` with its dates in the site's zone `tz`: what the API, the reports and the bridge
+    /// all show of a stage.
+    pub fn of(tz: chrono_tz::Tz, s: &crate::store::stages::Stage) -> StageInfo {
+        use crate::sitetime::{day_date, rfc3339};
+        StageInfo {
+            id: s.id,
+            number: s.number,
+            date: day_date(s.date).to_string(),
+            people: s.people.clone(),
+            material_type: s.material_type.clone(),
+            material_amount_kg: s.material_amount_kg,
+            material_humidity_pct: s.material_humidity_pct,
+            added_water_m3: s.added_water_m3,
+            temperature_c: s.temperature_c,
+            active: s.active,
+            created_at: rfc3339(tz, s.created_us),
+            closed_at: s.closed_us.map(|us| rfc3339(tz, us)),
+        }
+    }
+}
+
+/// A report record with the history's field names (without its download links), for the
+/// history API and the bridge.
+pub fn record_json(
+    tz: chrono_tz::Tz,
+    r: &crate::store::reports::ReportRecord,
+) -> serde_json::Value {
+    use crate::sitetime::rfc3339;
+    serde_json::json!({
+        "id": r.id,
+        "created_at": rfc3339(tz, r.created_us),
+        "regenerated_at": r.regenerated_us.map(|us| rfc3339(tz, us)),
+        "report_type": r.report_type,
+        "stage": r.stage_id,
+        "stage_number": r.stage_number,
+        "user_name": r.user_name,
+        "production_estimated": r.production_estimated,
+        "production_real": r.production_real,
+        "observations": r.observations,
+        "inferences": r.inferences,
+    })
+}
+
 /// One row of the daily table (day 1 = loading day).
 #[derive(Debug, Clone, Serialize)]
 pub struct DayRow {
