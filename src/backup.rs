@@ -81,10 +81,13 @@ pub fn table_names() -> [&'static str; 18] {
     ]
 }
 
-/// Tables added after the first release without a schema change: a snapshot written before
-/// them lacks them and is still restorable (opening the store creates them empty).
-pub fn optional_tables() -> [&'static str; 8] {
+/// Tables a snapshot written by an earlier release may lack and still be restorable: tables
+/// added without a schema change (opening the store creates them empty), and the readings'
+/// chunks, which replaced
+/// [`crate::store::tables::LEGACY_READINGS`] (opening the store moves the readings over).
+pub fn optional_tables() -> [&'static str; 9] {
     [
+        READINGS.name(),
         SENSORS.name(),
         ROLLUPS.name(),
         CONSUMERS.name(),

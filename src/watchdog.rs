@@ -186,6 +186,14 @@ pub fn notify_ready() {
     notify(NotifyState::Ready);
 }
 
+/// Asks systemd for `by` more time to start (`EXTEND_TIMEOUT_USEC`): long one-time work
+/// before the service is ready (moving an older store's readings) reports its progress so the
+/// start timeout does not kill it half-way.
+pub fn extend_start(by: Duration) {
+    let usec = u32::try_from(by.as_micros()).unwrap_or(u32::MAX);
+    notify(NotifyState::ExtendTimeoutUsec(usec));
+}
+
 /// Tells systemd the service is shutting down (`STOPPING=1`).
 pub fn notify_stopping() {
     notify(NotifyState::Stopping);

@@ -39,7 +39,9 @@ async fn a_full_disk_makes_the_writer_fail_raising_one_critical_alarm_that_clear
     let app = Appliance::start(Options {
         data_dir: Some(disk.0.join("data")),
         // Commit every second so the full disk shows at once.
-        storage_toml: "checkpoint_interval_s = 1".into(),
+        // The small disk is far below the default free-space goal (256 MB): without
+        // min_free_mb = 0 retention would prune, at its own pace, the readings counted here.
+        storage_toml: "checkpoint_interval_s = 1\nmin_free_mb = 0".into(),
         ..Options::default()
     });
     // Two samples (5 s apart) of a failing writer instead of a minute.

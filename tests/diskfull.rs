@@ -39,7 +39,9 @@ async fn full_disk_keeps_readings_until_space_is_freed() {
         data_dir: Some(disk.0.join("data")),
         // Sync the database every second, so the full disk shows at once (with the default
         // ten minutes the journal alone would carry the readings until then).
-        storage_toml: "checkpoint_interval_s = 1".into(),
+        // The small disk is far below the default free-space goal (256 MB): without
+        // min_free_mb = 0 retention would prune, at its own pace, the readings counted here.
+        storage_toml: "checkpoint_interval_s = 1\nmin_free_mb = 0".into(),
         ..Options::default()
     });
     // Leave about 300 KB free.
@@ -112,7 +114,9 @@ async fn a_stop_while_the_disk_is_full_ends_in_time_and_loses_nothing_acknowledg
     let disk = SmallDisk::mount(&outer.path().join("disk"), "8m");
     let mut app = Appliance::start(Options {
         data_dir: Some(disk.0.join("data")),
-        storage_toml: "checkpoint_interval_s = 1".into(),
+        // The small disk is far below the default free-space goal (256 MB): without
+        // min_free_mb = 0 retention would prune, at its own pace, the readings counted here.
+        storage_toml: "checkpoint_interval_s = 1\nmin_free_mb = 0".into(),
         ..Options::default()
     });
     let filler = disk.0.join("filler");

@@ -13,9 +13,9 @@ use redb::{
 use super::staging::{Staging, copy_synced, sync_dir};
 use super::{BackupError, file_timestamp, io, optional_tables, table_names};
 use crate::config::ValidConfig;
-use crate::store::codec::{decode_daily, decode_meter, decode_reading};
+use crate::store::codec::{chunk, decode_daily, decode_meter, decode_reading};
 use crate::store::sensors::decode_sensor;
-use crate::store::tables::{DAILY, META, METERS, READINGS, SENSORS, meta_key};
+use crate::store::tables::{DAILY, LEGACY_READINGS, META, METERS, READINGS, SENSORS, meta_key};
 use crate::store::{DB_FILE, SCHEMA_VERSION, Store, StoreError};
 
 /// Page cache used to open a snapshot for validation.
@@ -143,7 +143,10 @@ pub fn validate(dir: &Path, tz: Tz) -> Result<Validated, BackupError> {
                 supported: SCHEMA_VERSION,
             });
         }
-        let known: BTreeSet<&str> = table_names().into_iter().collect();
+        let known: BTreeSet<&str> = table_names()
+            .into_iter()
+            .chain([LEGACY_READINGS.name()])
+            .collect();
         if let Some(extra) = present.iter().find(|n| !known.contains(n.as_str())) {
             return Err(invalid(
                 &path,
@@ -154,7 +157,15 @@ pub fn validate(dir: &Path, tz: Tz) -> Result<Validated, BackupError> {
             .get(meta_key::READINGS_TOTAL)?
             .map(|v| v.value())
             .unwrap_or(0);
-        let reading_rows = sample(&txn, READINGS, |b| decode_reading(b).map(drop))?;
+        // A snapshot of an earlier release has its readings one per row.
+        let mut reading_rows = 0;
+        if present.contains(LEGACY_READINGS.name()) {
+            reading_rows += sample(&txn, LEGACY_READINGS, |b| decode_reading(b).map(drop))?;
+        }
+        if present.contains(READINGS.name()) {
+            sample(&txn, READINGS, |b| chunk::decode(b).map(drop))?;
+            reading_rows += crate::store::readings::count(&txn.open_table(READINGS)?)?;
+        }
         sample(&txn, DAILY, |b| decode_daily(b).map(drop))?;
         sample(&txn, METERS, |b| decode_meter(b).map(drop))?;
         if present.contains(SENSORS.name()) {

@@ -22,6 +22,7 @@
 //! (`users::StoredUser`).
 
 pub mod channel_array;
+pub mod chunk;
 mod legacy;
 
 use serde::Serialize;

@@ -6,12 +6,13 @@
 //! running the import again adds nothing. The daily aggregates and the 10-minute rollups are
 //! rebuilt in the same transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::codec::{self, encode_reading};
+use super::codec;
 use super::daily::MeterRules;
+use super::readings as stored;
 use super::reports::ReportRecord;
 use super::stages::Stage;
 use super::tables::{META, READINGS, REPORTS, STAGES, USERS_BY_NAME, meta_key};
@@ -213,25 +214,31 @@ fn import_readings(
 ) -> Result<Vec<(u64, i64)>, ImportStoreError> {
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     let mut keys = Vec::new();
+    let mut by_stage: BTreeMap<u64, BTreeMap<i64, Reading>> = BTreeMap::new();
     {
-        let mut t = txn.open_table(READINGS)?;
-        let mut buf = Vec::new();
+        let t = txn.open_table(READINGS)?;
+        let mut lookup = stored::Lookup::new(&t);
         for r in readings {
             let Some(&(stage, _)) = stages.get(&r.stage_key) else {
                 continue;
             };
-            if t.get((stage, r.ts_us))?.is_some() {
+            let new = by_stage.entry(stage).or_default();
+            if new.contains_key(&r.ts_us) || lookup.get(stage, r.ts_us)?.is_some() {
                 added.readings_present += 1;
                 continue;
             }
-            buf = encode_reading(&r.reading, buf)?;
-            t.insert((stage, r.ts_us), buf.as_slice())?;
+            new.insert(r.ts_us, r.reading);
             keys.push((stage, r.ts_us));
             added.readings += 1;
             lo = lo.min(r.ts_us);
             hi = hi.max(r.ts_us);
         }
     }
+    let mut t = txn.open_table(READINGS)?;
+    for (stage, rows) in by_stage {
+        stored::insert(&mut t, stage, rows.into_iter().collect())?;
+    }
+    drop(t);
     if added.readings > 0 {
         super::rollups::rebuild_range(txn, lo, hi)?;
         let mut meta = txn.open_table(META)?;

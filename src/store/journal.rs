@@ -15,8 +15,12 @@
 //! It is tied to one store instance (a restored store does not replay another store's journal).
 //!
 //! Layout: a header page (`MAGIC`, version, store instance, generation, CRC), then records
-//! `[RECORD_MAGIC u32][len u32][crc u32][generation u64][seq u64][payload]`; the CRC covers
-//! generation, seq and payload; the payload is postcard `Vec<Entry>`.
+//! `[magic u32][len u32][crc u32][generation u64][seq u64][payload]`; the CRC covers
+//! generation, seq and payload. With [`RECORD_MAGIC`] the payload is a postcard `Vec<Run>`:
+//! the batch's readings as chunks ([`super::codec::chunk`]), one per run of consecutive
+//! readings of one stage, a few bytes per reading. Records of an earlier release
+//! ([`RECORD_MAGIC_V1`], a postcard `Vec<EntryV1>` of one encoded reading each) are still
+//! read, so an upgrade after a power cut replays them.
 
 use std::fs::File;
 use std::io;
@@ -25,13 +29,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::codec::{chunk, decode_reading};
+use crate::reading::Reading;
+
 /// File name of the journal inside `data_dir`.
 pub const JOURNAL_FILE: &str = "biogestor.journal";
 
 const MAGIC: &[u8; 4] = b"BGJ1";
-const RECORD_MAGIC: u32 = 0x5247_4a52; // "RJGR" little-endian
+const RECORD_MAGIC_V1: u32 = 0x5247_4a52; // "RJGR" little-endian
+const RECORD_MAGIC: u32 = 0x3247_4a52; // "RJG2" little-endian
 const VERSION: u32 = 1;
-/// The header occupies the first page; records start after it.
+/// The header occupies the first page (the size of a page); records start after it.
 const HEADER_LEN: u64 = 4096;
 const RECORD_HEAD: usize = 4 + 4 + 4 + 8 + 8;
 
@@ -46,12 +54,27 @@ pub enum JournalError {
     Io { path: PathBuf, source: io::Error },
 }
 
-/// One reading as journaled: its stage, receive time and stored (versioned) encoding.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One journaled reading: its stage and receive time, as the writer was given it.
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub stage: u64,
     pub ts_us: i64,
-    pub reading: Vec<u8>,
+    pub reading: Reading,
+}
+
+/// Consecutive readings of one stage, as a chunk.
+#[derive(Serialize, Deserialize)]
+struct Run {
+    stage: u64,
+    chunk: Vec<u8>,
+}
+
+/// One reading as records of the first version held it (its stored encoding).
+#[derive(Deserialize)]
+struct EntryV1 {
+    stage: u64,
+    ts_us: i64,
+    reading: Vec<u8>,
 }
 
 /// A journaled batch.
@@ -140,20 +163,35 @@ impl Journal {
     /// does not fit ([`JournalError::Full`]).
     pub fn append<'a>(
         &mut self,
-        entries: impl ExactSizeIterator<Item = (u64, i64, &'a [u8])>,
+        entries: impl Iterator<Item = (u64, i64, &'a Reading)>,
     ) -> Result<u64, JournalError> {
         let seq = self.last_seq + 1;
-        let mut buf = vec![0u8; RECORD_HEAD];
-        let list: Vec<EntryRef<'a>> = entries
-            .map(|(stage, ts_us, reading)| EntryRef {
-                stage,
-                ts_us,
-                reading,
+        let mut runs: Vec<(u64, Vec<(i64, &Reading)>)> = Vec::new();
+        for (stage, ts, r) in entries {
+            match runs.last_mut() {
+                Some((s, rows)) if *s == stage => rows.push((ts, r)),
+                _ => runs.push((stage, vec![(ts, r)])),
+            }
+        }
+        let runs: Vec<Run> = runs
+            .into_iter()
+            .map(|(stage, rows)| {
+                let mut chunk = Vec::new();
+                chunk::encode(&rows, &mut chunk);
+                Run { stage, chunk }
             })
             .collect();
-        buf = postcard::to_extend(&list, buf).map_err(|e| self.io(io::Error::other(e)))?;
+        let buf = vec![0u8; RECORD_HEAD];
+        let mut buf = postcard::to_extend(&runs, buf).map_err(|e| self.io(io::Error::other(e)))?;
         let len = (buf.len() - RECORD_HEAD) as u64;
-        if self.write_at + buf.len() as u64 > self.capacity || len > u64::from(u32::MAX) {
+        // A record of a page or more starts on a page of its own: appending after the partly
+        // filled page of the previous record would write that page to the card again.
+        let at = if buf.len() as u64 >= HEADER_LEN {
+            self.write_at.next_multiple_of(HEADER_LEN)
+        } else {
+            self.write_at
+        };
+        if at + buf.len() as u64 > self.capacity || len > u64::from(u32::MAX) {
             return Err(JournalError::Full);
         }
         buf[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
@@ -163,10 +201,10 @@ impl Journal {
         let crc = crc32fast::hash(&buf[12..]);
         buf[8..12].copy_from_slice(&crc.to_le_bytes());
         self.file
-            .write_all_at(&buf, self.write_at)
+            .write_all_at(&buf, at)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| self.io(e))?;
-        self.write_at += buf.len() as u64;
+        self.write_at = at + buf.len() as u64;
         self.last_seq = seq;
         Ok(seq)
     }
@@ -240,77 +278,92 @@ impl Journal {
 
     /// Walks the records of the current generation from the start, leaving `write_at` after
     /// the last intact one; returns those after `applied_seq`. A torn or stale record ends the
-    /// walk (everything after it was never acknowledged as durable).
+    /// walk (everything after it was never acknowledged as durable). A record of a page or
+    /// more may start at the next page boundary (see [`Journal::append`]).
     fn scan(&mut self, applied_seq: u64) -> Vec<Record> {
         let mut out = Vec::new();
         let mut at = HEADER_LEN;
         let mut prev: Option<u64> = None;
-        let mut head = [0u8; RECORD_HEAD];
-        while at + RECORD_HEAD as u64 <= self.capacity {
-            if self.file.read_exact_at(&mut head, at).is_err() {
-                break;
-            }
-            let word = |r: std::ops::Range<usize>| {
-                let mut b = [0u8; 8];
-                b[..r.len()].copy_from_slice(&head[r]);
-                u64::from_le_bytes(b)
-            };
-            let (magic, len, crc) = (word(0..4) as u32, word(4..8), word(8..12) as u32);
-            let (generation, seq) = (word(12..20), word(20..28));
-            let end = at + RECORD_HEAD as u64 + len;
-            if magic != RECORD_MAGIC
-                || generation != self.generation
-                || end > self.capacity
-                || prev.is_some_and(|p| seq != p + 1)
-            {
-                break;
-            }
-            let mut body = vec![0u8; RECORD_HEAD - 12 + len as usize];
-            body[..16].copy_from_slice(&head[12..]);
-            if self
-                .file
-                .read_exact_at(&mut body[16..], at + RECORD_HEAD as u64)
-                .is_err()
-                || crc32fast::hash(&body) != crc
-            {
-                break;
-            }
-            let Ok(entries) = postcard::from_bytes::<Vec<Entry>>(&body[16..]) else {
+        loop {
+            let found = self.read_record(at, prev).or_else(|| {
+                let aligned = at.next_multiple_of(HEADER_LEN);
+                (aligned != at)
+                    .then(|| self.read_record(aligned, prev))
+                    .flatten()
+            });
+            let Some((record, end)) = found else {
                 break;
             };
-            prev = Some(seq);
+            prev = Some(record.seq);
             at = end;
-            if seq > applied_seq {
-                out.push(Record { seq, entries });
+            if record.seq > applied_seq {
+                out.push(record);
             }
         }
         self.write_at = at;
         self.last_seq = self.last_seq.max(prev.unwrap_or(0)).max(applied_seq);
         out
     }
-}
 
-/// Serialises exactly like [`Entry`] without copying the reading.
-#[derive(Serialize)]
-struct EntryRef<'a> {
-    stage: u64,
-    ts_us: i64,
-    #[serde(with = "serde_bytes_ref")]
-    reading: &'a [u8],
-}
-
-/// `&[u8]` serialised as serde's `Vec<u8>` is (a sequence of bytes), so [`Entry`] reads it.
-mod serde_bytes_ref {
-    use serde::Serializer;
-    use serde::ser::SerializeSeq;
-
-    pub fn serialize<S: Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(bytes.len()))?;
-        for b in *bytes {
-            seq.serialize_element(b)?;
+    /// The intact record of the current generation at `at` following `prev`, and its end.
+    fn read_record(&self, at: u64, prev: Option<u64>) -> Option<(Record, u64)> {
+        let mut head = [0u8; RECORD_HEAD];
+        if at + RECORD_HEAD as u64 > self.capacity {
+            return None;
         }
-        seq.end()
+        self.file.read_exact_at(&mut head, at).ok()?;
+        let word = |r: std::ops::Range<usize>| {
+            let mut b = [0u8; 8];
+            b[..r.len()].copy_from_slice(&head[r]);
+            u64::from_le_bytes(b)
+        };
+        let (magic, len, crc) = (word(0..4) as u32, word(4..8), word(8..12) as u32);
+        let (generation, seq) = (word(12..20), word(20..28));
+        let end = at + RECORD_HEAD as u64 + len;
+        if !matches!(magic, RECORD_MAGIC | RECORD_MAGIC_V1)
+            || generation != self.generation
+            || end > self.capacity
+            || prev.is_some_and(|p| seq != p + 1)
+        {
+            return None;
+        }
+        let mut body = vec![0u8; RECORD_HEAD - 12 + len as usize];
+        body[..16].copy_from_slice(&head[12..]);
+        self.file
+            .read_exact_at(&mut body[16..], at + RECORD_HEAD as u64)
+            .ok()?;
+        if crc32fast::hash(&body) != crc {
+            return None;
+        }
+        let entries = decode_payload(magic, &body[16..])?;
+        Some((Record { seq, entries }, end))
     }
+}
+
+/// The readings of a record's payload; `None` when it does not decode (a record written by
+/// a damaged or different program ends the walk like a torn one).
+fn decode_payload(magic: u32, payload: &[u8]) -> Option<Vec<Entry>> {
+    let mut out = Vec::new();
+    if magic == RECORD_MAGIC_V1 {
+        for e in postcard::from_bytes::<Vec<EntryV1>>(payload).ok()? {
+            out.push(Entry {
+                stage: e.stage,
+                ts_us: e.ts_us,
+                reading: decode_reading(&e.reading).ok()?,
+            });
+        }
+        return Some(out);
+    }
+    for run in postcard::from_bytes::<Vec<Run>>(payload).ok()? {
+        for (ts_us, reading) in chunk::decode(&run.chunk).ok()? {
+            out.push(Entry {
+                stage: run.stage,
+                ts_us,
+                reading,
+            });
+        }
+    }
+    Some(out)
 }
 
 /// Gives the file its full size in real blocks (not a sparse hole), so later appends need no

@@ -9,6 +9,7 @@ pub mod instance;
 pub mod journal;
 pub mod outbox;
 mod queries;
+pub mod readings;
 pub mod redate;
 pub mod reindex;
 pub mod reports;
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use chrono_tz::Tz;
 use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 
 pub use queries::{Bucket, BucketStats, ReadingsCursor, ReadingsPage, StoredReading, Walk};
 use tables::{META, meta_key};
@@ -36,8 +37,10 @@ use tables::{META, meta_key};
 /// Version of the table layout this build writes. A file with a higher number was written by a
 /// newer release and is refused rather than misread. Version 2 added security stamps,
 /// disabling and login addresses to accounts, the store instance id and the account-id
-/// counter; a version-1 store is migrated when it is opened ([`instance`]).
-pub const SCHEMA_VERSION: u64 = 2;
+/// counter; a version-1 store is migrated when it is opened ([`instance`]). Version 3 stores
+/// readings in chunks; the readings of an older store are moved when it is opened
+/// ([`readings::migrate`]).
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Version of the meter rules this build computes daily aggregates with (see
 /// [`daily::counter`] and [`daily::meter`]). Rows computed by earlier rules stay as they were
@@ -189,6 +192,12 @@ impl Store {
             instance: Arc::new(AtomicU64::new(0)),
         };
         store.check_schema()?;
+        readings::migrate::run(&*store.db()?)?;
+        {
+            let txn = store.db()?.begin_write()?;
+            rollups::start_backfill_if_needed(&txn)?;
+            txn.commit()?;
+        }
         store.load_instance()?;
         store.load_counters()?;
         store.load_active_stage()?;
@@ -215,7 +224,11 @@ impl Store {
         tables::create_all(&txn)?;
         {
             // A store without readings has no aggregates to be outdated.
-            let empty = txn.open_table(tables::READINGS)?.is_empty()?;
+            let legacy = txn
+                .list_tables()?
+                .any(|t| t.name() == tables::LEGACY_READINGS.name());
+            let empty = txn.open_table(tables::READINGS)?.is_empty()?
+                && (!legacy || txn.open_table(tables::LEGACY_READINGS)?.is_empty()?);
             let mut meta = txn.open_table(META)?;
             if empty && meta.get(meta_key::AGGREGATES)?.is_none() {
                 meta.insert(meta_key::AGGREGATES, AGGREGATES_VERSION)?;
@@ -230,7 +243,6 @@ impl Store {
             );
         }
         instance::ensure_ids(&txn)?;
-        rollups::start_backfill_if_needed(&txn)?;
         txn.open_table(META)?
             .insert(meta_key::SCHEMA, SCHEMA_VERSION)?;
         txn.commit()?;

@@ -17,7 +17,7 @@
 use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use redb::{Table, WriteTransaction};
 
-use super::codec::decode_reading;
+use super::readings as stored;
 use super::tables::{META, READINGS};
 use super::{Store, StoreError};
 use crate::reading::Reading;
@@ -178,13 +178,11 @@ impl Store {
         if after >= upto {
             return Ok(out);
         }
+        let mut lookup = stored::Lookup::new(&readings);
         for row in outbox.range(after + 1..=upto)?.take(max) {
             let (seq, key) = row?;
             let (stage, ts_us) = key.value();
-            let reading = match readings.get((stage, ts_us))? {
-                Some(v) => Some(decode_reading(v.value())?),
-                None => None,
-            };
+            let reading = lookup.get(stage, ts_us)?.cloned();
             out.push(Queued {
                 seq: seq.value(),
                 stage,

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
-use super::codec::{decode_daily, decode_reading};
+use super::codec::decode_daily;
 use super::daily::{ChannelStats, Daily};
+use super::readings as stored;
 use super::tables::{DAILY, READINGS, REPORTS};
 use super::{Store, StoreError, rollups};
 use crate::reading::{CHANNELS, Channel, Reading};
@@ -62,26 +63,9 @@ pub struct Bucket {
 }
 
 impl Store {
-    /// Stage ids that have readings, found by skipping from one stage's range to the next.
+    /// Stage ids that have readings.
     fn reading_stages(&self, txn: &ReadTransaction) -> Result<Vec<u64>, StoreError> {
-        let t = txn.open_table(READINGS)?;
-        let mut stages = Vec::new();
-        let mut from = 0u64;
-        loop {
-            let first = t.range((from, i64::MIN)..)?.next().transpose()?;
-            match first {
-                Some((k, _)) => {
-                    let s = k.value().0;
-                    stages.push(s);
-                    if s == u64::MAX {
-                        break;
-                    }
-                    from = s + 1;
-                }
-                None => break,
-            }
-        }
-        Ok(stages)
+        stored::stages(&txn.open_table(READINGS)?)
     }
 
     /// A cursor at the first reading with `from_us <= ts < to_us`, of one stage or of all.
@@ -122,7 +106,7 @@ impl Store {
         let t = txn.open_table(READINGS)?;
         let mut heads = Vec::with_capacity(cursor.positions.len());
         for &(s, from) in &cursor.positions {
-            heads.push(t.range((s, from)..(s, cursor.to_us))?.peekable());
+            heads.push(stored::range(&t, s, from, cursor.to_us)?.peekable());
         }
         loop {
             let mut first: Option<(i64, u64, usize)> = None;
@@ -130,23 +114,21 @@ impl Store {
                 if let Some(Err(_)) = head.peek()
                     && let Some(Err(e)) = head.next()
                 {
-                    return Err(e.into());
+                    return Err(e);
                 }
-                if let Some(Ok((k, _))) = head.peek() {
-                    let (s, ts) = k.value();
-                    if first.is_none_or(|(fts, fs, _)| (ts, s) < (fts, fs)) {
-                        first = Some((ts, s, i));
-                    }
+                if let Some(Ok(((s, ts), _))) = head.peek()
+                    && first.is_none_or(|(fts, fs, _)| (*ts, *s) < (fts, fs))
+                {
+                    first = Some((*ts, *s, i));
                 }
             }
             let Some((ts_us, stage, i)) = first else {
                 cursor.positions.clear();
                 return Ok(Walk::Exhausted);
             };
-            let Some((_, v)) = heads[i].next().transpose()? else {
+            let Some((_, reading)) = heads[i].next().transpose()? else {
                 continue;
             };
-            let reading = decode_reading(v.value())?;
             // ts < to_us <= i64::MAX, so this cannot overflow.
             cursor.positions[i].1 = ts_us + 1;
             let r = StoredReading {
@@ -217,11 +199,9 @@ impl Store {
         let t = txn.open_table(READINGS)?;
         let mut acc: BTreeMap<i64, BucketAcc> = BTreeMap::new();
         for s in stages {
-            for row in t.range((s, from_us)..(s, to_us))? {
-                let (k, v) = row?;
-                let ts = k.value().1;
+            for row in stored::range(&t, s, from_us, to_us)? {
+                let ((_, ts), r) = row?;
                 let start = from_us + (ts - from_us).div_euclid(bucket_us) * bucket_us;
-                let r = decode_reading(v.value())?;
                 let entry = acc
                     .entry(start)
                     .or_insert_with(|| (0, [None; CHANNELS], Vec::new()));

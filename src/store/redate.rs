@@ -9,16 +9,18 @@
 //! the time before it when the wrong clock was only a little behind) keep their time: only the
 //! mark decides.
 
+use std::collections::BTreeMap;
+
 use chrono_tz::Tz;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::StoreError;
-use super::codec::{decode_reading, encode_reading};
 use super::daily::MeterRules;
-use super::reindex::{rebuild, stages_with_readings};
+use super::readings as stored;
+use super::reindex::rebuild;
 use super::stages::{decode_stage, encode_stage};
 use super::tables::{META, READINGS, STAGES, meta_key};
-use crate::reading::TimeMark;
+use crate::reading::{Reading, TimeMark};
 use crate::sitetime::local_day;
 
 /// Readings moved per step, so memory stays bounded on a long period.
@@ -60,13 +62,9 @@ pub fn redate(
     }
     out.days = rebuild(txn, tz, rules, progress)?.1;
     let readings = txn.open_table(READINGS)?;
-    for stage in stages_with_readings(&readings)? {
-        if let Some((k, _)) = readings
-            .range((stage, i64::MIN)..=(stage, i64::MAX))?
-            .next_back()
-            .transpose()?
-        {
-            out.last_reading_us = out.last_reading_us.max(k.value().1);
+    for stage in stored::stages(&readings)? {
+        if let Some(ts) = stored::last_ts(&readings, stage)? {
+            out.last_reading_us = out.last_reading_us.max(ts);
         }
     }
     txn.open_table(META)?
@@ -84,38 +82,41 @@ fn move_readings(
     let mut t = txn.open_table(READINGS)?;
     let mut queue = super::outbox::Rekey::open(txn)?;
     let mut moved = 0u64;
-    for stage in stages_with_readings(&t)? {
+    for stage in stored::stages(&t)? {
         let mut cursor = from_us;
         loop {
             // One chunk of unsynchronised rows, and where scanning stopped. Rows moved earlier
             // carry the re-dated mark, so scanning over them again moves nothing twice.
             let mut batch = Vec::new();
             let mut next = None;
-            for row in t.range((stage, cursor)..=(stage, to_us))? {
-                let (k, v) = row?;
-                let ts = k.value().1;
+            for row in stored::range(&t, stage, cursor, to_us.saturating_add(1))? {
+                let ((_, ts), mut r) = row?;
                 if batch.len() == CHUNK {
                     next = Some(ts);
                     break;
                 }
-                let mut r = decode_reading(v.value())?;
                 if r.clock == TimeMark::Unsynced {
                     r.clock = TimeMark::Redated { by_us };
                     batch.push((ts, r));
                 }
             }
-            let mut buf = Vec::new();
-            for (ts, r) in &batch {
-                t.remove((stage, *ts))?;
-                let mut key = ts.saturating_add(by_us);
-                while t.get((stage, key))?.is_some() {
-                    key += 1;
+            let old: Vec<i64> = batch.iter().map(|(ts, _)| *ts).collect();
+            stored::remove(&mut t, stage, &old)?;
+            // Each reading's new time, the next free microsecond from its own plus the jump.
+            let mut moved_to: BTreeMap<i64, Reading> = BTreeMap::new();
+            {
+                let mut lookup = stored::Lookup::new(&t);
+                for (ts, r) in batch {
+                    let mut key = ts.saturating_add(by_us);
+                    while moved_to.contains_key(&key) || lookup.get(stage, key)?.is_some() {
+                        key += 1;
+                    }
+                    queue.moved((stage, ts), (stage, key))?;
+                    moved_to.insert(key, r);
                 }
-                buf = encode_reading(r, buf)?;
-                t.insert((stage, key), buf.as_slice())?;
-                queue.moved((stage, *ts), (stage, key))?;
             }
-            moved += batch.len() as u64;
+            moved += moved_to.len() as u64;
+            stored::insert(&mut t, stage, moved_to.into_iter().collect())?;
             progress();
             match next {
                 Some(ts) => cursor = ts,

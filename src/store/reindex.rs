@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use chrono_tz::Tz;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
-use super::codec::{decode_meter, decode_reading, encode_daily, encode_meter};
+use super::codec::{decode_meter, encode_daily, encode_meter};
 use super::daily::fold::Fold;
 use super::daily::{MeterRules, MeterState};
+use super::readings as stored;
 use super::tables::{DAILY, META, METERS, READINGS, meta_key};
 use super::{AGGREGATES_VERSION, Store, StoreError};
 use crate::reading::Reading;
@@ -82,10 +83,10 @@ pub(super) fn rebuild(
     let mut count = 0u64;
     {
         let readings = txn.open_table(READINGS)?;
-        let stages = stages_with_readings(&readings)?;
+        let stages = stored::stages(&readings)?;
         let mut ranges = stages
             .iter()
-            .map(|s| readings.range((*s, i64::MIN)..=(*s, i64::MAX)))
+            .map(|s| stored::range(&readings, *s, i64::MIN, i64::MAX))
             .collect::<Result<Vec<_>, _>>()?;
         let mut heads = Vec::with_capacity(ranges.len());
         for (stage, range) in stages.iter().zip(ranges.iter_mut()) {
@@ -137,32 +138,12 @@ pub(super) fn rebuild(
     Ok((count, rows.len(), meters.len()))
 }
 
-/// Stage ids that have readings, found by skipping from one stage's range to the next.
-pub(super) fn stages_with_readings(
-    readings: &impl ReadableTable<(u64, i64), &'static [u8]>,
-) -> Result<Vec<u64>, StoreError> {
-    let mut stages = Vec::new();
-    let mut from = Some(0u64);
-    while let Some(s) = from {
-        let next = readings.range((s, i64::MIN)..)?.next().transpose()?;
-        from = next.and_then(|(k, _)| {
-            let stage = k.value().0;
-            stages.push(stage);
-            stage.checked_add(1)
-        });
-    }
-    Ok(stages)
-}
-
-fn next_head(
-    stage: u64,
-    range: &mut redb::Range<'_, (u64, i64), &'static [u8]>,
-) -> Result<Option<Head>, StoreError> {
+fn next_head(stage: u64, range: &mut stored::Rows<'_>) -> Result<Option<Head>, StoreError> {
     match range.next().transpose()? {
-        Some((k, v)) => Ok(Some(Head {
+        Some(((_, ts_us), reading)) => Ok(Some(Head {
             stage,
-            ts_us: k.value().1,
-            reading: decode_reading(v.value())?,
+            ts_us,
+            reading,
         })),
         None => Ok(None),
     }

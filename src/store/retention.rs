@@ -20,15 +20,17 @@
 //! A small reserve file (`biogestor.reserve`) is kept beside the store while there is room:
 //! when the disk is full it is deleted first, so the prune itself has space to commit.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Durability, ReadableDatabase, ReadableTable};
 
 use super::outbox::{self, OUTBOX_KEYS};
+use super::readings as stored;
 use super::tables::{CONSUMERS, META, READINGS, meta_key};
 use super::{Store, StoreError, rollups};
 
@@ -155,8 +157,8 @@ impl Store {
             let upto = firsts
                 .get(1)
                 .map_or(limit, |(ts, _)| limit.min(ts.saturating_add(SLACK_US)));
-            for row in readings.range((stage, i64::MIN)..(stage, upto.max(i64::MIN + 1)))? {
-                let key = row?.0.value();
+            for row in stored::range(&readings, stage, i64::MIN, upto)? {
+                let key = row?.0;
                 if keys.len() == max || !rollups::folded_on_insert(cursor, key) {
                     break;
                 }
@@ -165,8 +167,8 @@ impl Store {
             // The oldest stage is done but another's oldest is still too old.
             if keys.is_empty() && firsts.iter().skip(1).any(|(ts, _)| *ts < limit) {
                 for (ts, s) in firsts.iter().skip(1).filter(|(ts, _)| *ts < limit) {
-                    for row in readings.range((*s, *ts)..(*s, limit))? {
-                        let key = row?.0.value();
+                    for row in stored::range(&readings, *s, *ts, limit)? {
+                        let key = row?.0;
                         if keys.len() == max || !rollups::folded_on_insert(cursor, key) {
                             break;
                         }
@@ -193,8 +195,13 @@ impl Store {
         }
         {
             let mut readings = txn.open_table(READINGS)?;
-            for k in &keys {
-                readings.remove(*k)?;
+            let mut by_stage: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
+            for (stage, ts) in &keys {
+                by_stage.entry(*stage).or_default().push(*ts);
+            }
+            for (stage, mut ts) in by_stage {
+                ts.sort_unstable();
+                stored::remove(&mut readings, stage, &ts)?;
             }
             let mut meta = txn.open_table(META)?;
             let total = meta.get(meta_key::PRUNED_TOTAL)?.map_or(0, |v| v.value());
@@ -219,7 +226,7 @@ impl Store {
     /// Raw readings stored now.
     pub fn raw_count(&self) -> Result<u64, StoreError> {
         let txn = self.db()?.begin_read()?;
-        Ok(txn.open_table(READINGS)?.len()?)
+        stored::count(&txn.open_table(READINGS)?)
     }
 }
 

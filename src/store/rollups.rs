@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::codec::decode_reading;
 use super::daily::{ChannelStats, record_values};
 use super::queries::{BucketAcc, into_buckets};
+use super::readings as stored;
 use super::tables::{META, READINGS, ROLLUPS, meta_key};
 use super::{Bucket, StoreError};
 use crate::reading::{CHANNELS, Reading};
@@ -166,14 +166,13 @@ pub fn backfill_step(txn: &WriteTransaction, cursor: (u64, i64)) -> Result<Curso
     let mut next = None;
     {
         let readings = txn.open_table(READINGS)?;
-        for (n, row) in readings.range(cursor..)?.enumerate() {
-            let (k, v) = row?;
-            let (stage, ts) = k.value();
+        for (n, row) in stored::from_key(&readings, cursor)?.enumerate() {
+            let ((stage, ts), r) = row?;
             if n == BACKFILL_CHUNK {
                 next = Some((stage, ts));
                 break;
             }
-            fold.apply(&rollups, stage, ts, &decode_reading(v.value())?)?;
+            fold.apply(&rollups, stage, ts, &r)?;
         }
     }
     fold.finish(&mut rollups)?;
@@ -192,14 +191,13 @@ pub fn rebuild_range(txn: &WriteTransaction, from_us: i64, to_us: i64) -> Result
     let mut rollups = txn.open_table(ROLLUPS)?;
     let readings = txn.open_table(READINGS)?;
     let mut fold = RollupFold::default();
-    for stage in super::reindex::stages_with_readings(&readings)? {
+    for stage in stored::stages(&readings)? {
         rollups.retain_in((stage, first)..=(stage, last), |_, _| false)?;
         let (lo, hi) = (first * 1_000_000, (last + ROLLUP_S) * 1_000_000);
-        for row in readings.range((stage, lo)..(stage, hi))? {
-            let (k, v) = row?;
-            if folded_on_insert(cursor, k.value()) {
-                let (s, ts) = k.value();
-                let r = decode_reading(v.value())?;
+        for row in stored::range(&readings, stage, lo, hi)? {
+            let (key, r) = row?;
+            if folded_on_insert(cursor, key) {
+                let (s, ts) = key;
                 let row = fold.rows.entry((s, bucket_of(ts))).or_default();
                 row.count += 1;
                 record_values(&mut row.channels, &mut row.extra, &r);

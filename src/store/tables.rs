@@ -5,8 +5,15 @@ use redb::{TableDefinition, WriteTransaction};
 /// Counters and schema version, by name.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// (stage id, receive time in µs since the epoch, UTC) → postcard [`crate::reading::Reading`].
-pub const READINGS: TableDefinition<(u64, i64), &[u8]> = TableDefinition::new("readings");
+/// (stage id, receive time in µs since the epoch, UTC, of the chunk's first reading) → a chunk
+/// of that stage's readings ([`super::codec::chunk`]); read and written through
+/// [`super::readings`] only.
+pub const READINGS: TableDefinition<(u64, i64), &[u8]> = TableDefinition::new("reading_chunks");
+
+/// Readings as schema versions before 5 stored them, one row per reading: (stage id, receive
+/// time) → postcard [`crate::reading::Reading`]. Moved into [`READINGS`] when such a store
+/// (or a restored backup of one) is opened, then deleted.
+pub const LEGACY_READINGS: TableDefinition<(u64, i64), &[u8]> = TableDefinition::new("readings");
 
 /// (stage id, site-local day as days since 0001-01-01) → postcard [`super::daily::Daily`].
 pub const DAILY: TableDefinition<(u64, i32), &[u8]> = TableDefinition::new("daily");

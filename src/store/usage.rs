@@ -122,8 +122,8 @@ pub struct Usage {
     pub pruned_total: u64,
 }
 
-/// The oldest receive time in READINGS: the first key of each stage, found by skipping from
-/// one stage to the next (one short range lookup per stage, not a scan).
+/// The oldest receive time in READINGS: the first chunk key of each stage, found by skipping
+/// from one stage to the next (one short range lookup per stage, not a scan).
 fn oldest_reading(txn: &redb::ReadTransaction) -> Result<Option<i64>, StoreError> {
     let table = txn.open_table(READINGS)?;
     let mut oldest: Option<i64> = None;
@@ -223,7 +223,14 @@ mod tests {
             {
                 let mut t = txn.open_table(READINGS).expect("readings");
                 for (stage, ts) in [(0u64, 500i64), (0, 900), (3, 200), (3, 950), (7, 300)] {
-                    t.insert((stage, ts), &b""[..]).expect("insert");
+                    let r = crate::reading::Reading {
+                        values: [Some(1.0); crate::reading::CHANNELS],
+                        extra: Vec::new(),
+                        sensor_ts_ms: None,
+                        source: "Prueba".into(),
+                        clock: crate::reading::TimeMark::Synced,
+                    };
+                    crate::store::readings::insert(&mut t, stage, vec![(ts, r)]).expect("insert");
                 }
                 let mut m = txn.open_table(META).expect("meta");
                 m.insert(meta_key::LAST_PRUNE_US, 1_764_000_000_000_000u64)

@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use redb::{Durability, ReadableDatabase, WriteTransaction};
 
-use super::codec::decode_reading;
 use super::daily::MeterRules;
 use super::journal::{Journal, JournalError, Record};
 use super::rollups;
@@ -455,21 +454,7 @@ impl Writer {
         if self.batch.is_empty() || self.journaled.is_some() {
             return;
         }
-        let mut bufs = Vec::with_capacity(self.batch.len());
-        for item in &self.batch {
-            match super::codec::encode_reading(&item.reading, Vec::new()) {
-                Ok(b) => bufs.push(b),
-                Err(e) => {
-                    tracing::error!(error = %e, "reading not encodable for the journal");
-                    return;
-                }
-            }
-        }
-        let entries = self
-            .batch
-            .iter()
-            .zip(&bufs)
-            .map(|(i, b)| (i.stage, i.ts_us, b.as_slice()));
+        let entries = self.batch.iter().map(|i| (i.stage, i.ts_us, &i.reading));
         match journal.append(entries) {
             Ok(seq) => self.journaled = Some(seq),
             // Committed durably without the journal (or kept until the store can be written).
@@ -547,7 +532,7 @@ impl Writer {
                     items.push(Incoming {
                         stage: e.stage,
                         ts_us: e.ts_us,
-                        reading: decode_reading(&e.reading)?,
+                        reading: e.reading,
                     });
                 }
                 seq = Some(s);

@@ -50,7 +50,7 @@ fn counts(store: &Store) -> (u64, u64, u64) {
     let db = store.db().expect("db");
     let txn = db.begin_read().expect("read");
     (
-        txn.open_table(READINGS).expect("r").len().expect("len"),
+        crate::store::readings::count(&txn.open_table(READINGS).expect("r")).expect("count"),
         txn.open_table(DAILY).expect("d").len().expect("len"),
         txn.open_table(ROLLUPS).expect("u").len().expect("len"),
     )

@@ -1,14 +1,16 @@
 //! What one writer transaction does with a batch: unique keys for the readings, the readings
 //! themselves, their daily aggregates, meter states and rollups.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadableTable, WriteTransaction};
 
 use super::Incoming;
-use crate::store::codec::{decode_daily, decode_meter, encode_daily, encode_meter, encode_reading};
+use crate::reading::Reading;
+use crate::store::codec::{decode_daily, decode_meter, encode_daily, encode_meter};
 use crate::store::daily::fold::Fold;
 use crate::store::daily::{Daily, MeterRules, MeterState};
+use crate::store::readings as stored;
 use crate::store::rollups::{self, RollupFold};
 use crate::store::tables::{DAILY, META, METERS, READINGS, ROLLUPS};
 use crate::store::{Store, StoreError};
@@ -54,25 +56,23 @@ pub(super) fn write_items<'a>(
     let mut fold = Fold::new(tz, rules, &mut caches.meters);
     let mut rollup = RollupFold::default();
     let mut newest = None;
-    let mut buf = Vec::with_capacity(256);
     let mut written = Vec::new();
+    // This transaction's readings per stage, stored together at the end (one chunk rewrite
+    // per stage instead of one per reading).
+    let mut fresh: BTreeMap<u64, BTreeMap<i64, Reading>> = BTreeMap::new();
     {
-        let mut readings = txn.open_table(READINGS)?;
+        let readings = txn.open_table(READINGS)?;
         let rollup_table = txn.open_table(ROLLUPS)?;
         let daily = txn.open_table(DAILY)?;
         let mut load = |key| -> Result<Option<Daily>, StoreError> {
             daily.get(key)?.map(|v| decode_daily(v.value())).transpose()
         };
+        let mut lookup = stored::Lookup::new(&readings);
         for item in items {
             let stage = item.stage;
             let last = match caches.last_key.get(&stage) {
                 Some(v) => *v,
-                None => readings
-                    .range((stage, i64::MIN)..=(stage, i64::MAX))?
-                    .next_back()
-                    .transpose()?
-                    .map(|(k, _)| k.value().1)
-                    .unwrap_or(i64::MIN),
+                None => stored::last_ts(&readings, stage)?.unwrap_or(i64::MIN),
             };
             // Keys are unique: a reading never overwrites another, even when the clock steps
             // back or two arrive in the same microsecond. A reading just behind the newest key
@@ -80,17 +80,17 @@ pub(super) fn write_items<'a>(
             // microsecond directly: probing upward from its own stamp would walk the whole
             // dense run of keys the burst wrote, once per reading.
             let mut ts = item.ts_us;
+            let pending = fresh.entry(stage).or_default();
             if ts <= last {
                 if last - ts <= BURST_SHIFT_US {
                     ts = last + 1;
                 } else {
-                    while readings.get((stage, ts))?.is_some() {
+                    while pending.contains_key(&ts) || lookup.get(stage, ts)?.is_some() {
                         ts += 1;
                     }
                 }
             }
-            buf = encode_reading(&item.reading, buf)?;
-            readings.insert((stage, ts), buf.as_slice())?;
+            pending.insert(ts, item.reading.clone());
             if forward {
                 written.push((stage, ts));
             }
@@ -102,6 +102,11 @@ pub(super) fn write_items<'a>(
             }
         }
     }
+    let mut readings = txn.open_table(READINGS)?;
+    for (stage, rows) in fresh {
+        stored::insert(&mut readings, stage, rows.into_iter().collect())?;
+    }
+    drop(readings);
     crate::store::outbox::enqueue(txn, &written)?;
     rollup.finish(&mut txn.open_table(ROLLUPS)?)?;
     let (days, touched) = fold.finish();

@@ -25,7 +25,7 @@ fn an_idle_writer_keeps_beating_even_with_a_long_commit_interval() {
 
 #[test]
 fn a_burst_in_one_microsecond_keeps_every_reading_in_order() {
-    use redb::{ReadableDatabase, ReadableTable};
+    use redb::ReadableDatabase;
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(dir.path(), 4, chrono_tz::UTC).expect("store");
     let (handle, join) = spawn(
@@ -64,13 +64,11 @@ fn a_burst_in_one_microsecond_keeps_every_reading_in_order() {
     let table = txn
         .open_table(crate::store::tables::READINGS)
         .expect("table");
-    let rows: Vec<(i64, f64)> = table
-        .iter()
-        .expect("iter")
+    let rows: Vec<(i64, f64)> = crate::store::readings::from_key(&table, (0, i64::MIN))
+        .expect("rows")
         .map(|row| {
-            let (k, v) = row.expect("row");
-            let r = crate::store::codec::decode_reading(v.value()).expect("decode");
-            (k.value().1, r.values[0].expect("value"))
+            let ((_, ts), r) = row.expect("row");
+            (ts, r.values[0].expect("value"))
         })
         .collect();
     assert_eq!(rows.len(), n as usize, "no reading overwrote another");
@@ -95,7 +93,6 @@ fn a_burst_in_one_microsecond_keeps_every_reading_in_order() {
 #[test]
 fn journaled_readings_a_crash_left_behind_are_stored_once_at_the_next_start() {
     use crate::store::journal::Journal;
-    use redb::ReadableTableMetadata;
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open(dir.path(), 4, chrono_tz::UTC).expect("store");
     // What a run that was killed after journaling two batches left: the records, and a
@@ -104,7 +101,7 @@ fn journaled_readings_a_crash_left_behind_are_stored_once_at_the_next_start() {
         let (mut j, _) =
             Journal::open(dir.path(), 1 << 20, store.instance_id(), 0).expect("journal");
         for batch in 0..2i64 {
-            let mut bufs = Vec::new();
+            let mut rows = Vec::new();
             for i in 0..5i64 {
                 let mut values = [None; crate::reading::CHANNELS];
                 values[0] = Some((batch * 5 + i) as f64);
@@ -115,20 +112,17 @@ fn journaled_readings_a_crash_left_behind_are_stored_once_at_the_next_start() {
                     source: "t".into(),
                     clock: Default::default(),
                 };
-                let b = crate::store::codec::encode_reading(&r, Vec::new()).expect("enc");
-                bufs.push((1u64, 1_764_500_000_000_000 + batch * 5 + i, b));
+                rows.push((1u64, 1_764_500_000_000_000 + batch * 5 + i, r));
             }
-            j.append(bufs.iter().map(|(s, t, b)| (*s, *t, b.as_slice())))
+            j.append(rows.iter().map(|(s, t, r)| (*s, *t, r)))
                 .expect("append");
         }
     }
     let count = |store: &Store| {
         let db = store.db().expect("db");
         let txn = db.begin_read().expect("read");
-        txn.open_table(crate::store::tables::READINGS)
-            .expect("t")
-            .len()
-            .expect("len")
+        crate::store::readings::count(&txn.open_table(crate::store::tables::READINGS).expect("t"))
+            .expect("count")
     };
     for _ in 0..2 {
         let (handle, join) = spawn(
