@@ -294,7 +294,7 @@ impl Default for StorageConfig {
             commit_max_readings: 10_000,
             cache_size_mb: 16,
             journal_mb: 4,
-            checkpoint_interval_s: 600,
+            checkpoint_interval_s: 1800,
             raw_retention_days: 365.0,
             min_free_mb: 256,
             max_store_mb: 0,

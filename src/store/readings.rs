@@ -29,6 +29,9 @@ pub type Key = (u64, i64);
 pub const TARGET_BYTES: usize = 7_000;
 /// No chunk is written larger than this (an estimate that overshoots is split further).
 const MAX_BYTES: usize = 8_000;
+/// Readings encoded to estimate how many fill a chunk (more than a chunk of ordinary readings
+/// holds).
+const PROBE_ROWS: usize = 4_096;
 
 /// Stage ids that have readings, found by skipping from one stage's chunks to the next.
 pub fn stages(t: &impl ReadableTable<Key, &'static [u8]>) -> Result<Vec<u64>, StoreError> {
@@ -334,7 +337,8 @@ fn merge(old: Vec<(i64, Reading)>, new: Vec<(i64, Reading)>) -> Vec<(i64, Readin
 }
 
 /// Writes `rows` as chunks of about [`TARGET_BYTES`]: full chunks first, the rest (the part
-/// that grows when readings are appended) last.
+/// that grows when readings are appended) last. Each piece's size is estimated from the
+/// readings at its start, so a long run (an import, a migration) is encoded in linear time.
 fn write_pieces(
     table: &mut Table<Key, &'static [u8]>,
     stage: u64,
@@ -343,13 +347,15 @@ fn write_pieces(
 ) -> Result<(), StoreError> {
     let mut rest = rows;
     while !rest.is_empty() {
-        chunk::encode(rest, buf);
-        if buf.len() <= TARGET_BYTES {
+        let probe = rest.len().min(PROBE_ROWS);
+        chunk::encode(&rest[..probe], buf);
+        if probe == rest.len() && buf.len() <= TARGET_BYTES {
             table.insert((stage, rest[0].0), buf.as_slice())?;
             return Ok(());
         }
-        // Readings that fill one chunk at the average size, fewer while it does not fit.
-        let mut n = (rest.len() * TARGET_BYTES / buf.len()).clamp(1, rest.len());
+        // Readings that fill one chunk at the probe's average size, fewer while it does not
+        // fit.
+        let mut n = (probe * TARGET_BYTES / buf.len().max(1)).clamp(1, probe);
         loop {
             chunk::encode(&rest[..n], buf);
             if buf.len() <= MAX_BYTES || n == 1 {

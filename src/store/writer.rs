@@ -143,7 +143,7 @@ impl WriterConfig {
             max_batch,
             meter,
             journal_bytes: 4 << 20,
-            checkpoint_interval: Duration::from_secs(600),
+            checkpoint_interval: Duration::from_secs(1800),
             forward: false,
         }
     }

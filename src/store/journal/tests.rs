@@ -219,3 +219,36 @@ fn records_of_a_page_or_more_start_on_a_page_and_all_come_back() {
     j.file.read_exact_at(&mut head, big_start).expect("read");
     assert_eq!(u32::from_le_bytes(head), RECORD_MAGIC);
 }
+
+/// How many readings of a five-channel sensor a 4 MiB journal holds, for the README
+/// (`cargo test --release --lib journal_capacity -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn journal_capacity() {
+    use crate::reading::Channel;
+    for batch in [10usize, 600] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (mut j, _) = Journal::open(dir.path(), 4 << 20, 7, 0).expect("open");
+        let (mut n, mut gas) = (0usize, 0.0f64);
+        loop {
+            let rows: Vec<(u64, i64, Reading)> = (0..batch)
+                .map(|k| {
+                    let i = n + k;
+                    gas += 0.0042;
+                    let mut r = reading(1006.0 + (i % 17) as f64 * 0.1);
+                    r.values[Channel::Temperatura as usize] = Some(35.0 + (i % 11) as f64 / 10.0);
+                    r.values[Channel::Humedad as usize] = Some(60.0 + (i % 13) as f64 * 0.5);
+                    r.values[Channel::Calidad as usize] = Some(60.0 + (i % 7) as f64 * 0.3);
+                    r.values[Channel::GasTotal as usize] = Some((gas * 1e6).round() / 1e6);
+                    (1, 1_764_500_000_000_000 + i as i64 * 100_037, r)
+                })
+                .collect();
+            match append(&mut j, &rows) {
+                Ok(_) => n += batch,
+                Err(JournalError::Full) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        println!("batches of {batch}: {n} readings in 4 MiB");
+    }
+}
