@@ -9,7 +9,6 @@
 //! by (stage, time) as before. New readings go to the newest chunk until it reaches about
 //! [`TARGET_BYTES`]; a reading older than that chunk goes into the chunk that covers its time.
 
-use std::iter::Peekable;
 use std::vec::IntoIter;
 
 use redb::{ReadableTable, Table};
@@ -184,7 +183,7 @@ pub struct Rows<'t> {
     start: Key,
     end: Option<Key>,
     stage: u64,
-    current: Peekable<IntoIter<(i64, Reading)>>,
+    current: IntoIter<(i64, Reading)>,
 }
 
 impl<'t> Rows<'t> {
@@ -206,7 +205,7 @@ impl<'t> Rows<'t> {
             start,
             end,
             stage: start.0,
-            current: Vec::new().into_iter().peekable(),
+            current: Vec::new().into_iter(),
         })
     }
 }
@@ -232,7 +231,7 @@ impl Iterator for Rows<'_> {
             };
             self.stage = k.value().0;
             match chunk::decode(v.value()) {
-                Ok(rows) => self.current = rows.into_iter().peekable(),
+                Ok(rows) => self.current = rows.into_iter(),
                 Err(e) => return Some(Err(e)),
             }
         }
